@@ -1,0 +1,913 @@
+//! One client connection: a reader task that parses and routes, a writer task that drains the
+//! outbound buffer.
+//!
+//! ```text
+//!   socket ──read──► reader task ──decode──► ClientOp ──route──► subscribers' Outbound
+//!                     │  (owns subs, match cache,                    │ append under a short
+//!                     │   dirty set of touched writers)              │ lock; no I/O, no await
+//!                     └─ end of read batch: wake each dirty writer once
+//!   socket ◄──write── writer task ◄── swap(Outbound.buf, spare) ◄── Notify
+//! ```
+//!
+//! Why this shape:
+//! - Publishers never wait on a subscriber's socket. Delivery appends to the subscriber's
+//!   buffer; only its own writer task writes. A subscriber that stops reading grows its buffer
+//!   up to `max_pending` and is then disconnected as a slow consumer; everyone else is served
+//!   meanwhile. (nats-server makes the publisher flush inline and can stall it up to
+//!   `write_deadline`.)
+//! - A publisher whose receiver is merely behind (over 3/4 of `max_pending`) pauses for at most
+//!   [`STALL_MAX`] after its read batch, so a fast producer does not needlessly push a healthy
+//!   consumer over the limit.
+//! - Waking writers once per read batch (deferred flush) turns N small writes into one.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use chorus_proto::{ClientOp, Decoder, ProtoError, encode, headers, subject};
+use chorus_sublist::SublistResult;
+use rustc_hash::FxHashMap;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::account::Account;
+use crate::auth::AuthError;
+use crate::info::ConnectOpts;
+use crate::server::ServerInner;
+
+/// Longest pause imposed on a publisher whose receiver is close to `max_pending`.
+const STALL_MAX: Duration = Duration::from_millis(5);
+/// Per-client match cache size before it is pruned (nats-server: 512 results, prune 256).
+const CACHE_MAX: usize = 1024;
+const CACHE_PRUNE: usize = 256;
+/// Read buffer bounds: start small so 10k idle connections cost little, grow under load.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+
+/// Why a connection ended, worded as nats-server's `ClosedState` (shown in /connz).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    ClientClosed,
+    AuthenticationTimeout,
+    AuthenticationViolation,
+    SlowConsumerPendingBytes,
+    SlowConsumerWriteDeadline,
+    WriteError,
+    ReadError,
+    ParseError,
+    ProtocolViolation,
+    StaleConnection,
+    MaxPayloadExceeded,
+    MaxConnectionsExceeded,
+    MaxControlLineExceeded,
+    BadClientProtocolVersion,
+    NoRespondersRequiresHeaders,
+    ServerShutdown,
+    LameDuckMode,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "Client Closed",
+            CloseReason::AuthenticationTimeout => "Authentication Timeout",
+            CloseReason::AuthenticationViolation => "Authentication Failure",
+            CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            CloseReason::WriteError => "Write Error",
+            CloseReason::ReadError => "Read Error",
+            CloseReason::ParseError => "Parse Error",
+            CloseReason::ProtocolViolation => "Protocol Violation",
+            CloseReason::StaleConnection => "Stale Connection",
+            CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
+            CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
+            CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::LameDuckMode => "Lame Duck Mode",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Outbound {
+    buf: BytesMut,
+    /// Set once the connection is closing: nothing more is appended.
+    closing: bool,
+    reason: Option<CloseReason>,
+    msgs: u64,
+    bytes: u64,
+}
+
+/// Metadata shown by /connz, written on CONNECT.
+#[derive(Debug, Clone, Default)]
+pub struct ConnMeta {
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+    pub user: Option<String>,
+    pub rtt: Option<Duration>,
+}
+
+/// The part of a client that other tasks touch: its outbound buffer and its lifecycle.
+#[derive(Debug)]
+pub struct ClientShared {
+    pub cid: u64,
+    pub addr: SocketAddr,
+    pub start: SystemTime,
+    out: Mutex<Outbound>,
+    wake: Notify,
+    drained: Notify,
+    /// Cancels the reader and writer at once.
+    pub kill: CancellationToken,
+    pub meta: Mutex<ConnMeta>,
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub num_subs: AtomicU64,
+    pub last_activity: Mutex<SystemTime>,
+    max_pending: usize,
+    stall_at: usize,
+}
+
+impl ClientShared {
+    /// Appends to the outbound buffer under the lock. Returns `None` if the connection is
+    /// closing, else whether the buffer was empty before (the writer then needs a wake-up)
+    /// and the new pending size.
+    /// `size` is the message's payload plus headers, what nats-server counts as bytes out.
+    fn append(&self, size: usize, f: impl FnOnce(&mut BytesMut)) -> Option<(bool, usize)> {
+        let mut o = self.out.lock().unwrap();
+        if o.closing {
+            return None;
+        }
+        let was_empty = o.buf.is_empty();
+        f(&mut o.buf);
+        o.msgs += 1;
+        o.bytes += size as u64;
+        Some((was_empty, o.buf.len()))
+    }
+
+    fn append_proto(&self, bytes: &[u8]) -> Option<bool> {
+        let mut o = self.out.lock().unwrap();
+        if o.closing {
+            return None;
+        }
+        let was_empty = o.buf.is_empty();
+        o.buf.extend_from_slice(bytes);
+        Some(was_empty)
+    }
+
+    pub fn out_counts(&self) -> (u64, u64, usize) {
+        let o = self.out.lock().unwrap();
+        (o.msgs, o.bytes, o.buf.len())
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.out.lock().unwrap().reason
+    }
+
+    /// Starts closing the connection. With `flush`, what is already queued (say an `-ERR`)
+    /// is written first; without it the connection is dropped now.
+    pub fn close(&self, reason: CloseReason, flush: bool) {
+        {
+            let mut o = self.out.lock().unwrap();
+            if o.closing {
+                return;
+            }
+            o.closing = true;
+            o.reason = Some(reason);
+            if !flush {
+                o.buf = BytesMut::new();
+            }
+        }
+        if flush {
+            self.wake.notify_one();
+        } else {
+            self.kill.cancel();
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.out.lock().unwrap().closing
+    }
+
+    /// Queues a protocol line and wakes the writer at once (used outside a read batch:
+    /// lame-duck INFO, shutdown notices).
+    pub fn send_now(&self, bytes: &[u8]) {
+        if self.append_proto(bytes).is_some() {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// A subscription, shared between its owner's map, the account sublist and match results.
+#[derive(Debug)]
+pub struct Subscription {
+    pub client: Arc<ClientShared>,
+    pub subject: Bytes,
+    pub queue: Option<Bytes>,
+    pub sid: Bytes,
+    /// Auto-unsubscribe limit; 0 = none.
+    pub max: AtomicU64,
+    pub delivered: AtomicU64,
+    /// Set when removed from the sublist (e.g. by reaching `max`).
+    pub removed: AtomicBool,
+}
+
+/// Handle stored in the sublist: identity is the allocation, not the contents.
+#[derive(Debug, Clone)]
+pub struct SubRef(pub Arc<Subscription>);
+
+impl PartialEq for SubRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The reader side of a connection: owns everything only this client's ops change.
+struct Client {
+    srv: Arc<ServerInner>,
+    shared: Arc<ClientShared>,
+    acc: Arc<Account>,
+    opts: ConnectOpts,
+    connected: bool,
+    auth_required: bool,
+    decoder: Decoder,
+    subs: FxHashMap<Bytes, Arc<Subscription>>,
+    cache: FxHashMap<Bytes, Arc<SublistResult<SubRef>>>,
+    cache_gen: u64,
+    dirty: Vec<Arc<ClientShared>>,
+    stall: Option<Arc<ClientShared>>,
+    pings_out: u32,
+    first_pong_sent: bool,
+    last_in: Instant,
+    rng: u64,
+    in_msgs: u64,
+    in_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
+    /// Set when a read batch carried messages or subscription changes (nats-server's
+    /// `last activity`).
+    active: bool,
+    max_subs: usize,
+    max_pending: usize,
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn run<S>(srv: Arc<ServerInner>, stream: S, addr: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let opts = srv.opts();
+    let cid = srv.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
+    let max_pending = opts.max_pending.max(1);
+    let shared = Arc::new(ClientShared {
+        cid,
+        addr,
+        start: SystemTime::now(),
+        out: Mutex::new(Outbound::default()),
+        wake: Notify::new(),
+        drained: Notify::new(),
+        kill: srv.shutdown.child_token(),
+        meta: Mutex::new(ConnMeta::default()),
+        in_msgs: AtomicU64::new(0),
+        in_bytes: AtomicU64::new(0),
+        num_subs: AtomicU64::new(0),
+        last_activity: Mutex::new(SystemTime::now()),
+        max_pending,
+        stall_at: max_pending / 4 * 3,
+    });
+    let (rd, wr) = tokio::io::split(stream);
+    let writer = tokio::spawn(write_loop(shared.clone(), wr, opts.write_deadline, srv.clone()));
+
+    let auth = srv.auth();
+    let mut client = Client {
+        acc: srv.gacc.clone(),
+        shared: shared.clone(),
+        opts: ConnectOpts::default(),
+        connected: false,
+        auth_required: auth.required(),
+        decoder: Decoder::new(opts.max_control_line, opts.max_payload),
+        subs: FxHashMap::default(),
+        cache: FxHashMap::default(),
+        cache_gen: 0,
+        dirty: Vec::new(),
+        stall: None,
+        pings_out: 0,
+        first_pong_sent: false,
+        last_in: Instant::now(),
+        rng: cid.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        in_msgs: 0,
+        in_bytes: 0,
+        out_msgs: 0,
+        out_bytes: 0,
+        active: false,
+        max_subs: opts.max_subscriptions,
+        max_pending,
+        srv: srv.clone(),
+    };
+
+    let registered = srv.register_client(shared.clone());
+    // INFO goes first, even to a client we are about to refuse, as nats-server does.
+    let info = srv.client_info_json(cid, addr, &auth);
+    let mut line = BytesMut::new();
+    encode::info(&mut line, &info);
+    shared.send_now(&line);
+    if !registered {
+        tracing::warn!("{} - maximum connections exceeded", client.prefix());
+        client.send_err("maximum connections exceeded");
+        shared.close(CloseReason::MaxConnectionsExceeded, true);
+    } else {
+        tracing::debug!("{} - Client connection created", client.prefix());
+        client.read_loop(rd, &opts).await;
+    }
+    client.cleanup();
+    let _ = writer.await;
+    if registered {
+        srv.unregister_client(&shared);
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Send>(
+    c: Arc<ClientShared>,
+    wr: W,
+    deadline: Duration,
+    srv: Arc<ServerInner>,
+) {
+    tokio::pin!(wr);
+    let mut spare = BytesMut::new();
+    loop {
+        let closing = {
+            let mut o = c.out.lock().unwrap();
+            std::mem::swap(&mut o.buf, &mut spare);
+            o.closing
+        };
+        if spare.is_empty() {
+            if closing {
+                break;
+            }
+            tokio::select! {
+                _ = c.wake.notified() => continue,
+                _ = c.kill.cancelled() => break,
+            }
+        }
+        c.drained.notify_waiters();
+        let n = spare.len();
+        let res = tokio::select! {
+            r = tokio::time::timeout(deadline, wr.write_all(&spare)) => r,
+            _ = c.kill.cancelled() => break,
+        };
+        match res {
+            Ok(Ok(())) => {
+                srv.stats.out_bytes_flushed.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Ok(Err(_)) => {
+                c.close(CloseReason::WriteError, false);
+                break;
+            }
+            Err(_) => {
+                srv.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "{}:{} - cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
+                    c.addr.ip(),
+                    c.addr.port(),
+                    c.cid,
+                    deadline
+                );
+                c.close(CloseReason::SlowConsumerWriteDeadline, false);
+                break;
+            }
+        }
+        // Keep the spare buffer for reuse, unless a burst left it huge.
+        if spare.capacity() > 4 * READ_MAX {
+            spare = BytesMut::new();
+        } else {
+            spare.clear();
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+    c.kill.cancel();
+}
+
+impl Client {
+    fn prefix(&self) -> String {
+        format!("{}:{} - cid:{}", self.shared.addr.ip(), self.shared.addr.port(), self.shared.cid)
+    }
+
+    async fn read_loop<R: AsyncRead + Send>(&mut self, rd: R, opts: &chorus_conf::Options) {
+        tokio::pin!(rd);
+        let mut buf = BytesMut::with_capacity(READ_MIN);
+        let mut target = READ_MIN;
+        let ping_interval = opts.ping_interval.max(Duration::from_millis(10));
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let auth_deadline = tokio::time::Instant::now() + opts.authorization.timeout;
+        let kill = self.shared.kill.clone();
+        loop {
+            if buf.capacity() - buf.len() < target / 2 {
+                buf.reserve(target);
+            }
+            let awaiting_auth = self.auth_required && !self.connected;
+            let n = tokio::select! {
+                biased;
+                _ = kill.cancelled() => return,
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) => {
+                        self.shared.close(CloseReason::ClientClosed, false);
+                        return;
+                    }
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.shared.close(CloseReason::ReadError, false);
+                        return;
+                    }
+                },
+                _ = ping.tick() => {
+                    self.ping_timer(ping_interval, opts.ping_max);
+                    self.flush_dirty();
+                    continue;
+                }
+                _ = tokio::time::sleep_until(auth_deadline), if awaiting_auth => {
+                    tracing::debug!("{} - Authentication Timeout", self.prefix());
+                    self.send_err("Authentication Timeout");
+                    self.flush_dirty();
+                    self.shared.close(CloseReason::AuthenticationTimeout, true);
+                    return;
+                }
+            };
+            if n >= target && target < READ_MAX {
+                target *= 2;
+            } else if n < target / 4 && target > READ_MIN {
+                target /= 2;
+            }
+            self.last_in = Instant::now();
+            let res = self.process_buffer(&mut buf);
+            self.flush_counters();
+            self.flush_dirty();
+            if let Err(reason) = res {
+                self.shared.close(reason, true);
+                return;
+            }
+            if buf.is_empty() && buf.capacity() > 4 * READ_MAX {
+                buf = BytesMut::with_capacity(READ_MIN);
+            }
+            if let Some(c) = self.stall.take() {
+                let drained = c.drained.notified();
+                if c.out_counts().2 > c.stall_at && !c.is_closing() {
+                    let _ = tokio::time::timeout(STALL_MAX, drained).await;
+                }
+            }
+        }
+    }
+
+    fn process_buffer(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
+        loop {
+            let op = match self.decoder.decode(buf) {
+                Ok(Some(op)) => op,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.protocol_error(e)),
+            };
+            if self.auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
+                self.auth_violation();
+                return Err(CloseReason::AuthenticationViolation);
+            }
+            match op {
+                ClientOp::Pub { subject, reply, payload } => {
+                    self.process_pub(subject, reply, None, payload)
+                }
+                ClientOp::HPub { subject, reply, headers, payload } => {
+                    // nats-server closes (without -ERR) a client that sends HPUB without
+                    // having announced header support in CONNECT.
+                    if !self.opts.headers {
+                        tracing::error!("{} - message headers not supported", self.prefix());
+                        return Err(CloseReason::ProtocolViolation);
+                    }
+                    self.process_pub(subject, reply, Some(headers), payload)
+                }
+                ClientOp::Sub { subject, queue, sid } => self.process_sub(subject, queue, sid),
+                ClientOp::Unsub { sid, max } => self.process_unsub(sid, max),
+                ClientOp::Ping => self.process_ping(),
+                ClientOp::Pong => {
+                    self.pings_out = 0;
+                }
+                ClientOp::Connect(json) => self.process_connect(&json)?,
+                ClientOp::Info(_) | ClientOp::Ok => {}
+                ClientOp::Err(text) => {
+                    tracing::error!(
+                        "{} - Client Error {}",
+                        self.prefix(),
+                        String::from_utf8_lossy(&text)
+                    );
+                    return Err(CloseReason::ParseError);
+                }
+            }
+        }
+    }
+
+    fn protocol_error(&mut self, e: ProtoError) -> CloseReason {
+        if let Some(text) = e.client_message() {
+            self.send_err(text);
+        }
+        match e {
+            ProtoError::MaxPayload { size, max } => {
+                tracing::error!("{} - maximum payload exceeded: {size} vs {max}", self.prefix());
+                CloseReason::MaxPayloadExceeded
+            }
+            ProtoError::MaxControlLine => {
+                tracing::error!("{} - maximum control line exceeded", self.prefix());
+                CloseReason::MaxControlLineExceeded
+            }
+            ProtoError::UnknownOp => {
+                tracing::error!("{} - Client parser ERROR", self.prefix());
+                CloseReason::ParseError
+            }
+            ProtoError::BadArgs { .. } => {
+                tracing::error!("{} - {e}", self.prefix());
+                CloseReason::ProtocolViolation
+            }
+        }
+    }
+
+    fn auth_violation(&mut self) {
+        tracing::error!("{} - authentication error", self.prefix());
+        self.send_err("Authorization Violation");
+    }
+
+    fn process_connect(&mut self, json: &[u8]) -> Result<(), CloseReason> {
+        let opts: ConnectOpts = match serde_json::from_slice(json) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!("{} - CONNECT parse error: {e}", self.prefix());
+                return Err(CloseReason::ProtocolViolation);
+            }
+        };
+        if self.auth_required {
+            match self.srv.auth().check(&opts) {
+                Ok(user) => self.shared.meta.lock().unwrap().user = user,
+                Err(AuthError::Violation) => {
+                    self.auth_violation();
+                    return Err(CloseReason::AuthenticationViolation);
+                }
+            }
+        }
+        if opts.protocol < 0 || opts.protocol > crate::info::PROTO {
+            self.send_err("invalid client protocol");
+            return Err(CloseReason::BadClientProtocolVersion);
+        }
+        if opts.no_responders && !opts.headers {
+            self.send_err("no responders requires headers support");
+            return Err(CloseReason::NoRespondersRequiresHeaders);
+        }
+        {
+            let mut m = self.shared.meta.lock().unwrap();
+            // nats-server's first RTT estimate: from accept to CONNECT.
+            m.rtt = Some(self.shared.start.elapsed().unwrap_or_default());
+            m.name = opts.name.clone();
+            m.lang = opts.lang.clone();
+            m.version = opts.version.clone();
+        }
+        self.opts = opts;
+        self.connected = true;
+        self.active = true;
+        if self.opts.verbose {
+            self.send_proto(encode::OK);
+        }
+        Ok(())
+    }
+
+    fn process_ping(&mut self) {
+        self.send_proto(encode::PONG);
+        // The first PING after CONNECT gets the async INFO with connect_info, as nats-server
+        // sends to clients that speak protocol 1.
+        if self.connected && self.opts.protocol >= 1 && !self.first_pong_sent() {
+            let info = self.srv.connect_info_json(self.shared.cid, self.shared.addr, &self.acc);
+            let mut line = BytesMut::new();
+            encode::info(&mut line, &info);
+            self.send_proto(&line);
+        }
+    }
+
+    fn first_pong_sent(&mut self) -> bool {
+        std::mem::replace(&mut self.first_pong_sent, true)
+    }
+
+    fn ping_timer(&mut self, interval: Duration, ping_max: u32) {
+        if self.last_in.elapsed() < interval && self.pings_out == 0 {
+            return;
+        }
+        if self.pings_out + 1 > ping_max {
+            tracing::debug!("{} - Stale Client Connection - Closing", self.prefix());
+            self.send_err("Stale Connection");
+            self.flush_dirty();
+            self.shared.close(CloseReason::StaleConnection, true);
+            return;
+        }
+        self.pings_out += 1;
+        self.send_proto(encode::PING);
+    }
+
+    fn send_proto(&mut self, bytes: &[u8]) {
+        if let Some(true) = self.shared.append_proto(bytes) {
+            self.dirty.push(self.shared.clone());
+        }
+    }
+
+    fn send_err(&mut self, text: &str) {
+        let mut b = BytesMut::with_capacity(text.len() + 10);
+        encode::err(&mut b, text);
+        self.send_proto(&b);
+    }
+
+    fn flush_dirty(&mut self) {
+        for c in self.dirty.drain(..) {
+            c.wake.notify_one();
+        }
+    }
+
+    /// Publishes this batch's counters to the shared figures: atomics once per read batch,
+    /// not once per message.
+    fn flush_counters(&mut self) {
+        if self.in_msgs > 0 {
+            self.shared.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
+            self.shared.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
+            self.srv.stats.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
+            self.srv.stats.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
+            self.in_msgs = 0;
+            self.in_bytes = 0;
+        }
+        if self.out_msgs > 0 {
+            self.srv.stats.out_msgs.fetch_add(self.out_msgs, Ordering::Relaxed);
+            self.srv.stats.out_bytes.fetch_add(self.out_bytes, Ordering::Relaxed);
+            self.out_msgs = 0;
+            self.out_bytes = 0;
+        }
+        if std::mem::take(&mut self.active) {
+            *self.shared.last_activity.lock().unwrap() = SystemTime::now();
+        }
+    }
+
+    fn process_pub(
+        &mut self,
+        subject: Bytes,
+        reply: Option<Bytes>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        self.in_msgs += 1;
+        self.in_bytes += (payload.len() + headers.as_ref().map_or(0, |h| h.len())) as u64;
+        self.active = true;
+        if self.opts.pedantic && !subject::is_valid_literal_subject(&subject) {
+            self.send_err("Invalid Publish Subject");
+        }
+        if self.opts.verbose {
+            self.send_proto(encode::OK);
+        }
+        let delivered = self.route(&subject, reply.as_deref(), headers.as_deref(), &payload);
+        if !delivered
+            && self.opts.no_responders
+            && let Some(reply) = reply
+        {
+            self.no_responders(&subject, &reply);
+        }
+    }
+
+    /// Delivers a message to every matching subscription of the account; true if anyone got it.
+    fn route(
+        &mut self,
+        subject: &Bytes,
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let r = self.lookup(subject);
+        let mut delivered = false;
+        for s in &r.psubs {
+            if !self.opts.echo && Arc::ptr_eq(&s.0.client, &self.shared) {
+                continue;
+            }
+            delivered |= self.deliver(&s.0, subject, reply, hdr, payload);
+        }
+        for group in &r.qsubs {
+            if group.is_empty() {
+                continue;
+            }
+            // Random start, then the next member that takes it (skips closing members).
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let start = (self.rng % group.len() as u64) as usize;
+            for i in 0..group.len() {
+                let s = &group[(start + i) % group.len()].0;
+                if !self.opts.echo && Arc::ptr_eq(&s.client, &self.shared) {
+                    continue;
+                }
+                if self.deliver(s, subject, reply, hdr, payload) {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    fn lookup(&mut self, subject: &Bytes) -> Arc<SublistResult<SubRef>> {
+        let generation = self.acc.sublist.generation();
+        if generation != self.cache_gen {
+            self.cache.clear();
+            self.cache_gen = generation;
+        } else if let Some(r) = self.cache.get(subject) {
+            return r.clone();
+        }
+        let r = self.acc.sublist.match_subject(subject);
+        if self.cache.len() >= CACHE_MAX {
+            let victims: Vec<Bytes> = self.cache.keys().take(CACHE_PRUNE).cloned().collect();
+            for k in victims {
+                self.cache.remove(&k);
+            }
+        }
+        // Copy the key out of the read buffer so the cache does not pin it.
+        self.cache.insert(Bytes::copy_from_slice(subject), r.clone());
+        r
+    }
+
+    fn deliver(
+        &mut self,
+        sub: &Arc<Subscription>,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let max = sub.max.load(Ordering::Relaxed);
+        if max > 0 {
+            let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+            if n > max {
+                return false;
+            }
+            if n == max {
+                self.remove_from_sublist(sub);
+            }
+        } else {
+            sub.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let c = &sub.client;
+        let size = payload.len() + hdr.map_or(0, <[u8]>::len);
+        let appended = c.append(size, |out| match hdr {
+            Some(h) => encode::hmsg(out, subject, &sub.sid, reply, h, payload),
+            None => encode::msg(out, subject, &sub.sid, reply, payload),
+        });
+        let Some((was_empty, pending)) = appended else {
+            return false;
+        };
+        self.out_msgs += 1;
+        self.out_bytes += size as u64;
+        if pending > self.max_pending.max(c.max_pending) {
+            self.slow_consumer(c);
+            return true;
+        }
+        if was_empty {
+            self.dirty.push(c.clone());
+        }
+        if pending > c.stall_at {
+            self.stall = Some(c.clone());
+        }
+        true
+    }
+
+    fn slow_consumer(&mut self, c: &Arc<ClientShared>) {
+        if c.is_closing() {
+            return;
+        }
+        self.srv.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "{}:{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+            c.addr.ip(),
+            c.addr.port(),
+            c.cid,
+            c.max_pending
+        );
+        c.close(CloseReason::SlowConsumerPendingBytes, false);
+    }
+
+    fn no_responders(&mut self, subject: &[u8], reply: &[u8]) {
+        if !subject::is_valid_literal_subject(reply) {
+            return;
+        }
+        let r = self.acc.sublist.match_subject(reply);
+        let Some(sub) = r.psubs.iter().find(|s| Arc::ptr_eq(&s.0.client, &self.shared)) else {
+            return;
+        };
+        let h = headers::no_responders(subject);
+        let sid = sub.0.sid.clone();
+        if let Some((true, _)) =
+            self.shared.append(h.len(), |out| encode::hmsg(out, reply, &sid, None, &h, b""))
+        {
+            self.dirty.push(self.shared.clone());
+        }
+    }
+
+    fn process_sub(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
+        self.active = true;
+        if self.subs.contains_key(&sid) {
+            // nats-server keeps the existing subscription for a reused sid.
+            if self.opts.verbose {
+                self.send_proto(encode::OK);
+            }
+            return;
+        }
+        if self.max_subs > 0 && self.subs.len() >= self.max_subs {
+            self.prune_removed_subs();
+            if self.subs.len() >= self.max_subs {
+                tracing::error!("{} - maximum subscriptions exceeded", self.prefix());
+                self.send_err("maximum subscriptions exceeded");
+                return;
+            }
+        }
+        let valid = subject::is_valid_subject(&subject)
+            && queue.as_ref().is_none_or(|q| subject::is_valid_queue_name(q));
+        if !valid {
+            self.send_err("Invalid Subject");
+            return;
+        }
+        // Copy out of the read buffer: a long-lived subscription must not pin it.
+        let subject = Bytes::copy_from_slice(&subject);
+        let queue = queue.map(|q| Bytes::copy_from_slice(&q));
+        let sid = Bytes::copy_from_slice(&sid);
+        let sub = Arc::new(Subscription {
+            client: self.shared.clone(),
+            subject,
+            queue,
+            sid: sid.clone(),
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+        });
+        if self.acc.sublist.insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone())).is_err()
+        {
+            self.send_err("Invalid Subject");
+            return;
+        }
+        self.subs.insert(sid, sub);
+        self.shared.num_subs.store(self.subs.len() as u64, Ordering::Relaxed);
+        if self.opts.verbose {
+            self.send_proto(encode::OK);
+        }
+    }
+
+    fn process_unsub(&mut self, sid: Bytes, max: Option<u64>) {
+        self.active = true;
+        if let Some(sub) = self.subs.get(&sid).cloned() {
+            let delivered = sub.delivered.load(Ordering::Relaxed);
+            match max {
+                Some(m) if m > 0 && m > delivered => sub.max.store(m, Ordering::Relaxed),
+                _ => {
+                    self.remove_from_sublist(&sub);
+                    self.subs.remove(&sid);
+                    self.shared.num_subs.store(self.subs.len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        if self.opts.verbose {
+            self.send_proto(encode::OK);
+        }
+    }
+
+    fn remove_from_sublist(&self, sub: &Arc<Subscription>) {
+        if !sub.removed.swap(true, Ordering::AcqRel) {
+            let _ =
+                self.acc.sublist.remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()));
+        }
+    }
+
+    /// Drops map entries of subscriptions that auto-unsubscribed.
+    fn prune_removed_subs(&mut self) {
+        self.subs.retain(|_, s| !s.removed.load(Ordering::Relaxed));
+        self.shared.num_subs.store(self.subs.len() as u64, Ordering::Relaxed);
+    }
+
+    fn cleanup(&mut self) {
+        let subs: Vec<_> = self
+            .subs
+            .drain()
+            .map(|(_, s)| s)
+            .filter(|s| !s.removed.swap(true, Ordering::AcqRel))
+            .collect();
+        self.acc.sublist.remove_batch(
+            subs.iter().map(|s| (s.subject.clone(), s.queue.clone(), SubRef(s.clone()))),
+        );
+        self.cache.clear();
+        self.flush_counters();
+        let reason = self.shared.close_reason().unwrap_or(CloseReason::ClientClosed);
+        tracing::debug!("{} - Client connection closed: {}", self.prefix(), reason.as_str());
+    }
+}
+
+impl From<AuthError> for CloseReason {
+    fn from(_: AuthError) -> Self {
+        CloseReason::AuthenticationViolation
+    }
+}

@@ -1,0 +1,32 @@
+//! The Chorus server runtime: everything that owns a socket or a task.
+//!
+//! Layout (module names follow nats-server's files so the two can be read side by side):
+//! - [`server`]: [`Server`] start/reload/lame duck/shutdown, the client registry, stats.
+//! - [`client`]: one connection's reader and writer tasks, routing and delivery.
+//! - [`account`]: accounts and their subscription lists.
+//! - [`auth`]: CONNECT credential checks.
+//! - [`info`]: the `INFO` a client receives and the `CONNECT` options it sends.
+//! - [`monitor`]: the HTTP monitoring endpoints (/varz, /connz, /subsz, /healthz, ...).
+//!
+//! The pure pieces live in other crates: the codec in `chorus-proto`, the subject trie in
+//! `chorus-sublist`, options in `chorus-conf`.
+//!
+//! Embedding (what tests do):
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut opts = chorus_conf::Options::default();
+//! opts.port = 0; // any free port
+//! let server = chorus_server::Server::start(opts).await?;
+//! println!("clients connect to {}", server.client_url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod account;
+pub mod auth;
+pub mod client;
+pub mod info;
+pub mod monitor;
+pub mod server;
+
+pub use server::{Server, ServerError};

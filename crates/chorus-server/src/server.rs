@@ -1,0 +1,377 @@
+//! The server: listeners, the client registry, server-wide state and the lifecycle
+//! (start, reload, lame duck, shutdown).
+//!
+//! Task ownership: [`Server::start`] spawns the client accept loop and the monitor listener;
+//! each accepted connection gets a reader task which spawns its writer. Every task holds a
+//! child of the server's shutdown token, so one `cancel` reaches all of them, and
+//! [`Server::shutdown`] waits until every client has unregistered.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use chorus_conf::Options;
+use rustc_hash::FxHashMap;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::account::{Account, GLOBAL_ACCOUNT};
+use crate::auth::{Auth, AuthConfigError};
+use crate::client::{self, ClientShared, CloseReason};
+use crate::info::{self, Info};
+use crate::monitor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("could not listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Server-wide counters (the /varz figures).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+    pub out_bytes_flushed: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub total_connections: AtomicU64,
+}
+
+/// A connection that has ended, kept for /connz?state=closed.
+#[derive(Debug, Clone)]
+pub struct ClosedConn {
+    pub cid: u64,
+    pub addr: SocketAddr,
+    pub start: SystemTime,
+    pub stop: SystemTime,
+    pub reason: &'static str,
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+    pub num_subs: u64,
+    pub user: Option<String>,
+    pub rtt: Option<Duration>,
+    pub last_activity: SystemTime,
+}
+
+/// How many closed connections /connz remembers (nats-server: `max_closed_clients`, 10000).
+const MAX_CLOSED: usize = 10_000;
+
+/// State shared by every task of one server.
+#[derive(Debug)]
+pub struct ServerInner {
+    opts: RwLock<Arc<Options>>,
+    auth: RwLock<Arc<Auth>>,
+    pub id: String,
+    pub name: String,
+    pub gacc: Arc<Account>,
+    pub clients: Mutex<FxHashMap<u64, Arc<ClientShared>>>,
+    pub closed: Mutex<std::collections::VecDeque<ClosedConn>>,
+    pub next_cid: AtomicU64,
+    pub stats: Stats,
+    pub shutdown: CancellationToken,
+    /// Stops the accept loop (lame duck) without touching existing clients.
+    pub accept_stop: CancellationToken,
+    pub ldm: AtomicBool,
+    pub start_time: SystemTime,
+    pub client_addr: Mutex<Option<SocketAddr>>,
+    pub monitor_addr: Mutex<Option<SocketAddr>>,
+    pub config_load_time: Mutex<SystemTime>,
+}
+
+impl ServerInner {
+    pub fn opts(&self) -> Arc<Options> {
+        self.opts.read().unwrap().clone()
+    }
+
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.read().unwrap().clone()
+    }
+
+    /// Adds a client unless that would pass `max_connections`.
+    pub(crate) fn register_client(&self, c: Arc<ClientShared>) -> bool {
+        let max = self.opts().max_connections;
+        let mut clients = self.clients.lock().unwrap();
+        if max > 0 && clients.len() >= max {
+            return false;
+        }
+        clients.insert(c.cid, c);
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    pub(crate) fn unregister_client(&self, c: &Arc<ClientShared>) {
+        self.clients.lock().unwrap().remove(&c.cid);
+        let (out_msgs, out_bytes, _) = c.out_counts();
+        let meta = c.meta.lock().unwrap().clone();
+        let mut closed = self.closed.lock().unwrap();
+        if closed.len() >= MAX_CLOSED {
+            closed.pop_front();
+        }
+        closed.push_back(ClosedConn {
+            cid: c.cid,
+            addr: c.addr,
+            start: c.start,
+            stop: SystemTime::now(),
+            reason: c.close_reason().unwrap_or(CloseReason::ClientClosed).as_str(),
+            name: meta.name,
+            lang: meta.lang,
+            version: meta.version,
+            in_msgs: c.in_msgs.load(Ordering::Relaxed),
+            in_bytes: c.in_bytes.load(Ordering::Relaxed),
+            out_msgs,
+            out_bytes,
+            num_subs: c.num_subs.load(Ordering::Relaxed),
+            user: meta.user,
+            rtt: meta.rtt,
+            last_activity: *c.last_activity.lock().unwrap(),
+        });
+    }
+
+    fn base_info(&self) -> Info {
+        let opts = self.opts();
+        let addr = self.client_addr.lock().unwrap().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+        Info {
+            server_id: self.id.clone(),
+            server_name: self.name.clone(),
+            version: info::COMPAT_VERSION.to_string(),
+            proto: info::PROTO,
+            go: "rust".to_string(),
+            host: opts.host.clone(),
+            port: addr.port(),
+            headers: !opts.no_header_support,
+            max_payload: opts.max_payload,
+            ldm: self.ldm.load(Ordering::Relaxed),
+            chorus: info::CHORUS_VERSION.to_string(),
+            ..Info::default()
+        }
+    }
+
+    /// The INFO line a new client receives.
+    pub(crate) fn client_info_json(&self, cid: u64, addr: SocketAddr, auth: &Auth) -> Vec<u8> {
+        let mut i = self.base_info();
+        i.client_id = cid;
+        i.client_ip = addr.ip().to_string();
+        i.auth_required = auth.required();
+        serde_json::to_vec(&i).expect("INFO serialises")
+    }
+
+    /// The async INFO sent after the first PONG, naming the bound account.
+    pub(crate) fn connect_info_json(&self, cid: u64, addr: SocketAddr, acc: &Account) -> Vec<u8> {
+        let mut i = self.base_info();
+        i.client_id = cid;
+        i.client_ip = addr.ip().to_string();
+        i.auth_required = self.auth().required();
+        i.connect_info = true;
+        i.remote_account = acc.name.clone();
+        serde_json::to_vec(&i).expect("INFO serialises")
+    }
+}
+
+/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+#[derive(Debug)]
+pub struct Server {
+    inner: Arc<ServerInner>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds the listeners and starts serving. Port 0 (client or monitor) picks a free port.
+    pub async fn start(opts: Options) -> Result<Server, ServerError> {
+        let auth = Auth::from_options(&opts)?;
+        let id = info::new_server_id();
+        let name = if opts.server_name.is_empty() { id.clone() } else { opts.server_name.clone() };
+        let inner = Arc::new(ServerInner {
+            auth: RwLock::new(Arc::new(auth)),
+            id,
+            name,
+            gacc: Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache)),
+            clients: Mutex::new(FxHashMap::default()),
+            closed: Mutex::new(Default::default()),
+            next_cid: AtomicU64::new(0),
+            stats: Stats::default(),
+            shutdown: CancellationToken::new(),
+            accept_stop: CancellationToken::new(),
+            ldm: AtomicBool::new(false),
+            start_time: SystemTime::now(),
+            client_addr: Mutex::new(None),
+            monitor_addr: Mutex::new(None),
+            config_load_time: Mutex::new(SystemTime::now()),
+            opts: RwLock::new(Arc::new(opts.clone())),
+        });
+
+        let addr = format!("{}:{}", opts.host, opts.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
+        let local = listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
+        *inner.client_addr.lock().unwrap() = Some(local);
+
+        let mut tasks = Vec::new();
+        if let Some(port) = opts.http_port {
+            let maddr = format!("{}:{}", opts.http_host, port);
+            let ml = TcpListener::bind(&maddr)
+                .await
+                .map_err(|source| ServerError::Listen { addr: maddr.clone(), source })?;
+            let mlocal =
+                ml.local_addr().map_err(|source| ServerError::Listen { addr: maddr, source })?;
+            *inner.monitor_addr.lock().unwrap() = Some(mlocal);
+            tracing::info!("Starting http monitor on {}:{}", opts.http_host, mlocal.port());
+            tasks.push(tokio::spawn(monitor::serve(inner.clone(), ml)));
+        }
+        tracing::info!("Listening for client connections on {}:{}", opts.host, local.port());
+        tracing::info!("Server is ready");
+        tasks.push(tokio::spawn(accept_loop(inner.clone(), listener)));
+        Ok(Server { inner, tasks })
+    }
+
+    pub fn inner(&self) -> &Arc<ServerInner> {
+        &self.inner
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    pub fn client_addr(&self) -> SocketAddr {
+        self.inner.client_addr.lock().unwrap().expect("bound in start")
+    }
+
+    /// `nats://host:port` for the client listener (with 127.0.0.1 for a wildcard host).
+    pub fn client_url(&self) -> String {
+        let a = self.client_addr();
+        let ip = if a.ip().is_unspecified() { "127.0.0.1".to_string() } else { a.ip().to_string() };
+        format!("nats://{ip}:{}", a.port())
+    }
+
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        *self.inner.monitor_addr.lock().unwrap()
+    }
+
+    pub fn num_clients(&self) -> usize {
+        self.inner.clients.lock().unwrap().len()
+    }
+
+    pub fn num_subscriptions(&self) -> usize {
+        self.inner.gacc.sublist.count()
+    }
+
+    /// Applies new options the way nats-server's reload does: only reloadable options may
+    /// change; anything else is refused and nothing is applied.
+    pub fn reload(&self, new: Options) -> Result<Vec<&'static str>, ServerError> {
+        let old = self.inner.opts();
+        let changed = old.reload_diff(&new).map_err(|e| ServerError::Config(e.to_string()))?;
+        let auth = Auth::from_options(&new)?;
+        *self.inner.auth.write().unwrap() = Arc::new(auth);
+        *self.inner.opts.write().unwrap() = Arc::new(new);
+        *self.inner.config_load_time.lock().unwrap() = SystemTime::now();
+        for c in &changed {
+            tracing::info!("Reloaded: {c}");
+        }
+        tracing::info!("Reloaded server configuration");
+        Ok(changed)
+    }
+
+    /// Lame-duck mode: stop accepting, tell clients (`ldm` in INFO) so they move elsewhere,
+    /// wait the grace period, then close the remaining clients spread over the rest of
+    /// `lame_duck_duration`, and shut down.
+    pub async fn lame_duck(self) {
+        let inner = &self.inner;
+        if inner.ldm.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let opts = inner.opts();
+        tracing::info!("Entering lame duck mode, stop accepting new clients");
+        inner.accept_stop.cancel();
+        let clients: Vec<_> = inner.clients.lock().unwrap().values().cloned().collect();
+        let mut info = inner.base_info();
+        info.ldm = true;
+        let mut line = BytesMut::new();
+        chorus_proto::encode::info(&mut line, &serde_json::to_vec(&info).expect("INFO"));
+        for c in &clients {
+            c.send_now(&line);
+        }
+        let grace = opts.lame_duck_grace_period.min(opts.lame_duck_duration);
+        tracing::info!("Waiting {:?} grace period before closing clients", grace);
+        tokio::select! {
+            _ = tokio::time::sleep(grace) => {}
+            _ = inner.shutdown.cancelled() => {}
+        }
+        let clients: Vec<_> = inner.clients.lock().unwrap().values().cloned().collect();
+        let spread = opts.lame_duck_duration.saturating_sub(grace);
+        let n = clients.len().max(1) as u32;
+        let step = spread / n;
+        tracing::info!("Closing {} existing clients over {:?}", clients.len(), spread);
+        for c in clients {
+            if inner.shutdown.is_cancelled() {
+                break;
+            }
+            c.close(CloseReason::LameDuckMode, true);
+            if !step.is_zero() {
+                tokio::time::sleep(step).await;
+            }
+        }
+        self.shutdown().await;
+    }
+
+    /// Graceful shutdown: stop accepting, let each client flush what is queued (bounded),
+    /// then end every task.
+    pub async fn shutdown(self) {
+        let inner = self.inner.clone();
+        tracing::info!("Initiating Shutdown...");
+        inner.accept_stop.cancel();
+        let clients: Vec<_> = inner.clients.lock().unwrap().values().cloned().collect();
+        for c in &clients {
+            c.close(CloseReason::ServerShutdown, true);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !inner.clients.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        inner.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        while !inner.clients.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tracing::info!("Server Exiting..");
+    }
+}
+
+async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener) {
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = inner.accept_stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::error!("Error accepting client connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        spawn_client(&inner, stream, addr);
+    }
+}
+
+fn spawn_client(inner: &Arc<ServerInner>, stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    tokio::spawn(client::run(inner.clone(), stream, addr));
+}

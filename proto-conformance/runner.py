@@ -1,0 +1,1373 @@
+#!/usr/bin/env python3
+"""Differential conformance runner: the same client scenarios against nats-server and Chorus.
+
+For every scenario the runner starts a fresh reference server and a fresh Chorus with the same
+generated config file on free loopback ports, runs the scenario against each, normalises what the
+clients observed (ids, ports, versions, timestamps, inboxes...) and compares the two.
+
+Scenario kinds (one directory each under scenarios/):
+  raw/*.txt   raw protocol transcripts in a small DSL (see README.md)
+  cli/*.txt   the `nats` CLI, one command per line (see README.md)
+  js/*.mjs    nats.js v3 scripts printing one JSON observation
+  rust/*.rs   async-nats scenarios compiled into the chorus-conformance binary
+
+Stdlib only (Python 3.11). Binaries come from the environment, set by ./run:
+  NATS_SERVER_BIN  reference nats-server (default: GOBIN, GOPATH/bin, ~/go/bin, PATH)
+  CHORUS_BIN       server under test (default: $CARGO_TARGET_DIR or target/, release/chorus)
+  NATS_BIN         nats CLI (found like nats-server)     NODE_BIN  node (default: node)
+  CONFORMANCE_RUST_BIN  chorus-conformance binary (default: target dir, debug/)
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Callable
+
+ROOT = Path(__file__).resolve().parent
+SCENARIOS = ROOT / "scenarios"
+WORK = ROOT / ".work"
+KINDS = ("raw", "cli", "js", "rust")
+REF_LABEL = "nats-server"
+SUT_LABEL = "chorus"
+
+DEFAULT_TIMEOUT = {"raw": 20.0, "cli": 60.0, "js": 60.0, "rust": 60.0}
+STEP_TIMEOUT = 5.0  # one barrier, one INFO, one CLI await: longer means the server hung
+QUIET_MS = 300  # a quiet period only ever ends reads where the server is expected to stay silent
+
+
+class ScenarioSyntaxError(Exception):
+    """The scenario file itself is malformed: always reported as a broken scenario."""
+
+
+class ScenarioAbort(Exception):
+    """The run cannot go on (a hung server, a dead connection the script still needs)."""
+
+
+class ServerStartError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# Servers
+
+
+def free_port() -> int:
+    # Bind to port 0 and release it. Another process could take the port before the server
+    # binds it; that shows as a start failure, never as a wrong result.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_listening(port: int) -> bool | None:
+    """Whether 127.0.0.1:port is in LISTEN state, read from /proc so no client connection is
+    made (a probe connection would count against max_connections). None if /proc is absent."""
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[1] == want and parts[3] == "0A":
+                    return True
+        return False
+    except OSError:
+        return None
+
+
+LIVE_SERVERS: set[Server] = set()
+
+
+class Server:
+    """One server process on free loopback ports, killed by its own pid on stop()."""
+
+    def __init__(self, label: str, binary: str, workdir: Path):
+        self.label = label
+        self.binary = binary
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.monitor_port = 0
+        self.log_path = workdir / f"{label}.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://127.0.0.1:{self.monitor_port}"
+
+    def start(self, config: Path, flags: list[str], deadline: float) -> None:
+        self.port = free_port()
+        self.monitor_port = free_port()
+        while self.monitor_port == self.port:
+            self.monitor_port = free_port()
+        extra = list(flags)
+        if ("-js" in extra or "--jetstream" in extra) and "-sd" not in extra:
+            extra += ["-sd", str(self.workdir / f"{self.label}-store")]
+        cmd = [
+            self.binary, "-c", str(config), "-a", "127.0.0.1",
+            "-p", str(self.port), "-m", str(self.monitor_port), *extra,
+        ]  # fmt: skip
+        log = open(self.log_path, "wb")
+        log.write(f"# {shlex.join(cmd)}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.workdir, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        LIVE_SERVERS.add(self)
+        while True:
+            if self.proc.poll() is not None:
+                raise ServerStartError(
+                    f"{self.label} exited with {self.proc.returncode} at start: {self.log_tail()}"
+                )
+            up = is_listening(self.port)
+            if up is None:  # no /proc: fall back to a probe connection
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    up = True
+                except OSError:
+                    up = False
+            if up:
+                return
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"{self.label} not listening on {self.port}: {self.log_tail()}"
+                )
+            time.sleep(0.01)
+
+    def log_tail(self, n: int = 6) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(lines[-n:]) or "(empty log)"
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        LIVE_SERVERS.discard(self)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            proc.terminate()
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+
+def stop_all_servers() -> None:
+    for s in list(LIVE_SERVERS):
+        s.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation
+
+# Keys whose values differ between any two runs or any two implementations by design.
+VOLATILE_KEYS = {
+    "server_id", "server_name", "version", "go", "git_commit", "port", "client_id", "cid",
+    "nonce", "xkey", "connect_urls", "ws_connect_urls", "leafnode_urls", "now", "start",
+    "uptime", "rtt", "idle", "last_activity", "created", "ts", "time",
+}  # fmt: skip
+
+SERVER_ID_RE = re.compile(r"\b[NX][A-Z2-7]{55}\b")
+INBOX_RE = re.compile(r"_INBOX\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
+ISO_TS_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+CLOCK_RE = re.compile(r"(?<![\d:])\d{2}:\d{2}:\d{2}(?:\.\d+)?(?![\d:])")
+DURATION_RE = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?(?:ns|µs|us|ms|h|m|s))+(?![A-Za-z])")
+
+
+def normalise_text(text: str, ports: dict[int, str]) -> str:
+    for port, name in ports.items():
+        text = re.sub(rf"(?<!\d){port}(?!\d)", name, text)
+    text = SERVER_ID_RE.sub("<server-id>", text)
+    text = INBOX_RE.sub("_INBOX.<id>", text)
+    text = ISO_TS_RE.sub("<timestamp>", text)
+    text = CLOCK_RE.sub("<time>", text)
+    text = DURATION_RE.sub("<duration>", text)
+    return text
+
+
+def normalise_json(value, ports: dict[int, str]):
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            out[k] = f"<{k}>" if k in VOLATILE_KEYS else normalise_json(v, ports)
+        return out
+    if isinstance(value, list):
+        return [normalise_json(v, ports) for v in value]
+    if isinstance(value, str):
+        return normalise_text(value, ports)
+    return value
+
+
+def json_lines(value) -> list[str]:
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario results
+
+
+@dataclass
+class Outcome:
+    """What one run of one scenario against one server observed."""
+
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # failed expects, errors, timeouts
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+        self.lines.append(f"!! {text}")
+
+
+@dataclass
+class Scenario:
+    kind: str
+    name: str
+    path: Path
+    config: str = ""
+    flags: list[str] = field(default_factory=list)
+    timeout: float = 0.0
+    skip: str | None = None  # reason, printed; only for things the environment lacks
+    broken: str | None = None  # cannot run at all (e.g. its binary failed to build): a failure
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass
+class Context:
+    server: Server
+    workdir: Path
+    deadline: float
+    verbose: bool
+
+    @property
+    def ports(self) -> dict[int, str]:
+        return {self.server.port: "<port>", self.server.monitor_port: "<monitor-port>"}
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def step_deadline(self, seconds: float = STEP_TIMEOUT) -> float:
+        return min(self.deadline, time.monotonic() + seconds)
+
+
+def parse_header_line(sc: Scenario, key: str, value: str) -> bool:
+    """Directives every kind shares. Returns False for an unknown key."""
+    if key == "config":
+        sc.config += value + "\n"
+    elif key == "flags":
+        sc.flags += shlex.split(value)
+    elif key == "timeout":
+        sc.timeout = float(value)
+    else:
+        return False
+    return True
+
+
+HEADER_KEYS = ("config", "flags", "timeout")
+
+
+def is_header_line(line: str) -> bool:
+    key, sep, _ = line.partition(":")
+    return bool(sep) and key in HEADER_KEYS
+
+
+def read_text_headers(sc: Scenario) -> None:
+    """`config:`, `flags:` and `timeout:` lines of a raw or cli scenario, read once."""
+    for line in sc.path.read_text().splitlines():
+        s = line.strip()
+        if is_header_line(s):
+            key, _, value = s.partition(":")
+            parse_header_line(sc, key, value.strip())
+
+
+def load_sibling_conf(sc: Scenario) -> None:
+    conf = sc.path.with_suffix(".conf")
+    if conf.exists():
+        sc.config = conf.read_text() + sc.config
+
+
+# --------------------------------------------------------------------------------------------
+# Raw protocol transcripts
+
+ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\", "0": b"\0", "s": b" "}
+
+
+def unescape(text: str) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\":
+            out += ch.encode()
+            i += 1
+            continue
+        if i + 1 >= len(text):
+            raise ScenarioSyntaxError(f"dangling backslash in {text!r}")
+        nxt = text[i + 1]
+        if nxt in ESCAPES:
+            out += ESCAPES[nxt]
+            i += 2
+        elif nxt == "x":
+            try:
+                out.append(int(text[i + 2 : i + 4], 16))
+            except ValueError:
+                raise ScenarioSyntaxError(f"bad \\x escape in {text!r}") from None
+            i += 4
+        else:
+            raise ScenarioSyntaxError(f"unknown escape \\{nxt} in {text!r}")
+    return bytes(out)
+
+
+def escape(data: bytes) -> str:
+    out = []
+    for b in data:
+        if b == 0x5C:
+            out.append("\\\\")
+        elif b == 0x0D:
+            out.append("\\r")
+        elif b == 0x0A:
+            out.append("\\n")
+        elif b == 0x09:
+            out.append("\\t")
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append(f"\\x{b:02x}")
+    return "".join(out)
+
+
+def payload_size(op: str, args: list[bytes]) -> int | None:
+    """Payload length announced by a PUB/HPUB/MSG/HMSG control line, None if not parseable."""
+    try:
+        if op in ("PUB", "MSG", "HPUB", "HMSG") and args:
+            return int(args[-1])
+    except ValueError:
+        return None
+    return None
+
+
+class Framer:
+    """Splits a byte stream into protocol frames: control lines, and for messages the payload.
+
+    Used for both directions: on what the client sends (to know whether an op is left half
+    sent, whether CONNECT went out, how many PINGs were sent) and on what the server sends (so
+    a PONG inside a payload is not taken for the barrier's PONG)."""
+
+    def __init__(self, message_ops: tuple[str, ...]):
+        self.message_ops = message_ops
+        self.buf = b""
+        self.need_payload: int | None = None
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bytes | None]]:
+        """Returns complete frames as (control line, payload or None)."""
+        self.buf += data
+        frames = []
+        while True:
+            if self.need_payload is not None:
+                n = self.need_payload
+                if len(self.buf) < n + 2:
+                    break
+                ctrl, payload = self.pending_ctrl, self.buf[:n]
+                # A payload not followed by CRLF is a protocol error; keep what follows as the
+                # next frame so nothing the server sent disappears from the transcript.
+                self.buf = self.buf[n + 2 :] if self.buf[n : n + 2] == b"\r\n" else self.buf[n:]
+                self.need_payload = None
+                frames.append((ctrl, payload))
+                continue
+            idx = self.buf.find(b"\r\n")
+            if idx < 0:
+                break
+            line, self.buf = self.buf[:idx], self.buf[idx + 2 :]
+            parts = line.split()
+            op = parts[0].decode("latin1").upper() if parts else ""
+            size = payload_size(op, parts[1:]) if op in self.message_ops else None
+            if size is not None and size >= 0:
+                self.pending_ctrl = line
+                self.need_payload = size
+                continue
+            frames.append((line, None))
+        return frames
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.buf) or self.need_payload is not None
+
+    def flush_partial(self) -> bytes:
+        rest = self.buf
+        if self.need_payload is not None:
+            rest = self.pending_ctrl + b"\r\n" + rest
+        self.buf, self.need_payload = b"", None
+        return rest
+
+
+@dataclass
+class RawStep:
+    lineno: int
+    conn: str
+    verb: str  # send | connect | quiet | await-close | close | sleep | expect | mask
+    data: bytes = b""
+    text: str = ""
+    mods: set[str] = field(default_factory=set)
+    repeat: int = 1
+    number: float = 0.0
+    negate: bool = False
+
+
+CONN_RE = re.compile(r"^@([A-Za-z0-9_]+)\s+")
+SEND_RE = re.compile(r"^((?:[a-z]+|x\d+)(?:\s+(?:[a-z]+|x\d+))*\s+)?(>>|>)(?: (.*))?$")
+SEND_MODS = {"bytewise", "nowait", "quiet"}
+
+
+def parse_raw(sc: Scenario) -> list[RawStep]:
+    steps: list[RawStep] = []
+    for lineno, raw_line in enumerate(sc.path.read_text().splitlines(), 1):
+        line = raw_line.rstrip("\n")
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if is_header_line(stripped):
+            continue
+        conn = "c1"
+        m = CONN_RE.match(stripped)
+        if m:
+            conn = m.group(1)
+            stripped = stripped[m.end() :]
+        where = f"{sc.path.name}:{lineno}"
+        m = SEND_RE.match(stripped)
+        if m:
+            step = RawStep(lineno, conn, "send")
+            for word in (m.group(1) or "").split():
+                if word.startswith("x") and word[1:].isdigit():
+                    step.repeat = int(word[1:])
+                elif word in SEND_MODS:
+                    step.mods.add(word)
+                else:
+                    raise ScenarioSyntaxError(f"{where}: unknown send modifier {word!r}")
+            body = unescape(m.group(3) or "")
+            step.data = body if m.group(2) == ">>" else body + b"\r\n"
+            step.text = m.group(3) or ""
+            steps.append(step)
+            continue
+        word, _, rest = stripped.partition(" ")
+        rest = rest.strip()
+        if word in ("connect", "close"):
+            steps.append(RawStep(lineno, conn, word))
+        elif word in ("quiet", "sleep", "await-close"):
+            default = {"quiet": QUIET_MS, "sleep": 0, "await-close": STEP_TIMEOUT}[word]
+            try:
+                number = float(rest) if rest else default
+            except ValueError:
+                raise ScenarioSyntaxError(f"{where}: {word} takes a number") from None
+            steps.append(RawStep(lineno, conn, word, number=number))
+        elif word == "expect":
+            negate = rest.startswith("not ")
+            if negate:
+                rest = rest[4:].strip()
+            if not rest:
+                raise ScenarioSyntaxError(
+                    f"{where}: expect needs a line, /regex/, closed or nothing"
+                )
+            steps.append(RawStep(lineno, conn, "expect", text=rest, negate=negate))
+        elif word == "mask":
+            m2 = re.fullmatch(r"/(.*)/\s*->\s*(.*)", rest)
+            if not m2:
+                raise ScenarioSyntaxError(f"{where}: mask takes /regex/ -> replacement")
+            steps.append(RawStep(lineno, conn, "mask", text=m2.group(1), data=m2.group(2).encode()))
+        else:
+            raise ScenarioSyntaxError(f"{where}: cannot parse {raw_line!r}")
+    return steps
+
+
+class RawConn:
+    def __init__(self, name: str, ctx: Context):
+        self.name = name
+        self.ctx = ctx
+        self.sock: socket.socket | None = None
+        self.closed = False  # the server closed (EOF or reset)
+        self.sent = Framer(("PUB", "HPUB"))
+        self.recv = Framer(("MSG", "HMSG"))
+        self.connect_sent = False
+        self.frames: list[tuple[bytes, bytes | None]] = []  # received, not yet recorded
+        # Cumulative: the server answers every PING with one PONG, in order, so once as many
+        # PONGs came back as PINGs went out, everything before the last PING is in.
+        self.pings = 0
+        self.pongs = 0
+        # Frames that arrived after the end of the current step (behind the barrier's PONG, or
+        # behind the INFO on connect): they go to the next recording, wherever TCP happened to
+        # split the stream, so recordings do not depend on segment boundaries.
+        self.carry: list[tuple[bytes, bytes | None]] = []
+        self.cut_target = -1
+        self.cut: int | None = None
+
+    def open(self) -> None:
+        try:
+            self.sock = socket.create_connection(("127.0.0.1", self.ctx.server.port), timeout=2)
+        except OSError as e:
+            raise ScenarioAbort(f"{self.name}: cannot connect: {e}") from None
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    @property
+    def ready(self) -> bool:
+        """Whether a PING can be slipped in as a barrier without changing what happens."""
+        return (
+            self.sock is not None
+            and not self.closed
+            and self.connect_sent
+            and not self.sent.partial
+        )
+
+    def note_sent(self, data: bytes) -> None:
+        for ctrl, _ in self.sent.feed(data):
+            op = ctrl.split()[0].upper() if ctrl.split() else b""
+            if op == b"CONNECT":
+                self.connect_sent = True
+            elif op == b"PING":
+                self.pings += 1
+
+    def send(self, data: bytes, bytewise: bool) -> None:
+        assert self.sock is not None
+        chunks = [data[i : i + 1] for i in range(len(data))] if bytewise else [data]
+        try:
+            for chunk in chunks:
+                self.sock.sendall(chunk)
+                self.note_sent(chunk)
+                if bytewise:
+                    time.sleep(0.002)  # give the server a chance to read each byte on its own
+        except OSError:
+            # The server went away mid-send; the read side records the close.
+            self.read_until(lambda: self.closed, time.monotonic() + 1.0)
+
+    def _read_once(self, timeout: float) -> bool:
+        """One recv. Returns False on timeout."""
+        assert self.sock is not None
+        self.sock.settimeout(max(timeout, 0.001))
+        try:
+            data = self.sock.recv(65536)
+        except (TimeoutError, BlockingIOError):
+            return False
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+            data = b""
+        if not data:
+            rest = self.recv.flush_partial()
+            if rest:
+                self.frames.append((rest + b" <no CRLF>", None))
+            self.frames.append((b"<closed>", None))
+            self.closed = True
+            return True
+        for frame in self.recv.feed(data):
+            self.frames.append(frame)
+            if frame[1] is None and frame[0].strip().upper() == b"PONG":
+                self.pongs += 1
+                if self.pongs == self.cut_target:
+                    self.cut = len(self.frames)
+        return True
+
+    def read_until(self, done: Callable[[], bool], deadline: float) -> bool:
+        while not done():
+            if self.closed:
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._read_once(left)
+        return True
+
+    def read_quiet(self, quiet_ms: float, deadline: float) -> None:
+        while not self.closed and time.monotonic() < deadline:
+            if not self._read_once(min(quiet_ms / 1000, deadline - time.monotonic())):
+                return
+
+    def barrier(self) -> None:
+        """Two PINGs, read until both PONGs: everything the server queued for this connection
+        before it saw them is in. Two, because a server may send more right after a PONG (the
+        INFO with connect_info follows the first PONG); the second PONG puts that inside the
+        step too. The barrier's own PONGs are taken out of the recording."""
+        assert self.sock is not None
+        self.pings += 2
+        self.cut_target, self.cut = self.pings, None
+        try:
+            self.sock.sendall(b"PING\r\nPING\r\n")
+        except OSError:
+            pass
+        if not self.read_until(lambda: self.pongs >= self.pings, self.ctx.step_deadline()):
+            if not self.closed:
+                self.frames.append((b"<timeout: no PONG within %ds>" % STEP_TIMEOUT, None))
+                raise ScenarioAbort(f"{self.name}: server did not answer PING")
+            return
+        assert self.cut is not None
+        head, self.carry = self.frames[: self.cut], self.frames[self.cut :] + self.carry
+        strip = 2
+        for i in range(len(head) - 1, -1, -1):
+            ctrl, payload = head[i]
+            if strip and payload is None and ctrl.strip().upper() == b"PONG":
+                del head[i]
+                strip -= 1
+        self.frames = head
+
+    def split_after_first(self) -> None:
+        """Only the first frame belongs to this step (the INFO of a new connection)."""
+        self.frames, self.carry = self.frames[:1], self.frames[1:] + self.carry
+
+    def take(self, masks: list[tuple[re.Pattern, str]]) -> list[str]:
+        """Renders and clears what was received. One publish fans out to the subscriptions of a
+        connection in an order no server promises, so between two non-message frames messages
+        are grouped by sid (stable: the order within one subscription is kept)."""
+        out: list[str] = []
+        run: list[tuple[str, list[str]]] = []  # (sid, rendered lines) of consecutive messages
+
+        def flush_run() -> None:
+            run.sort(key=lambda item: item[0])
+            for _, rendered in run:
+                out.extend(rendered)
+            run.clear()
+
+        for ctrl, payload in self.frames:
+            line = self.render_ctrl(ctrl)
+            for pat, repl in masks:
+                line = pat.sub(repl, line)
+            if payload is None:
+                flush_run()
+                out.append(line)
+                continue
+            parts = line.split()
+            sid = parts[2] if len(parts) > 2 else ""
+            run.append((sid, [line, "  " + escape(payload)]))
+        flush_run()
+        self.frames, self.carry = self.carry, []
+        return out
+
+    def render_ctrl(self, ctrl: bytes) -> str:
+        if ctrl[:5].upper() == b"INFO ":
+            try:
+                info = json.loads(ctrl[5:])
+            except ValueError:
+                return escape(ctrl)
+            norm = normalise_json(info, self.ctx.ports)
+            return "INFO " + json.dumps(norm, sort_keys=True, separators=(",", ":"))
+        return escape(ctrl)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+
+def run_raw(sc: Scenario, ctx: Context) -> Outcome:
+    steps = parse_raw(sc)
+    out = Outcome()
+    conns: dict[str, RawConn] = {}
+    last: dict[str, list[str]] = {}  # latest recording per connection, what expect looks at
+    masks: list[tuple[re.Pattern, str]] = []
+
+    def record(conn: RawConn) -> None:
+        lines = conn.take(masks)
+        last[conn.name] = lines
+        out.lines.extend(f"@{conn.name} < {ln}" for ln in lines)
+
+    def get(name: str) -> RawConn:
+        conn = conns.get(name)
+        if conn is None:
+            conn = conns[name] = RawConn(name, ctx)
+            out.lines.append(f"@{name} connect")
+            conn.open()
+            # The INFO line arrives unasked; wait for exactly one line (or a close).
+            if (
+                not conn.read_until(lambda: bool(conn.frames), ctx.step_deadline())
+                and not conn.closed
+            ):
+                conn.frames.append((b"<timeout: no INFO>", None))
+                record(conn)
+                raise ScenarioAbort(f"{name}: no INFO within {STEP_TIMEOUT:g}s")
+            conn.split_after_first()
+            record(conn)
+        return conn
+
+    def settle_others(acting: str | None) -> None:
+        for name, other in conns.items():
+            if name != acting and other.ready:
+                other.barrier()
+                record(other)
+
+    try:
+        for step in steps:
+            if time.monotonic() > ctx.deadline:
+                raise ScenarioAbort("scenario timeout")
+            if step.verb == "sleep":
+                out.lines.append(f"sleep {step.number:g}")
+                time.sleep(step.number / 1000)
+                continue
+            if step.verb == "mask":
+                masks.append((re.compile(step.text), step.data.decode()))
+                continue
+            if step.verb == "expect":
+                check_expect(step, last.get(step.conn, []), out, sc)
+                continue
+            conn = get(step.conn)
+            if step.verb == "connect":
+                continue
+            if step.verb == "close":
+                out.lines.append(f"@{conn.name} close")
+                conn.close()
+                conn.closed = True
+                settle_others(conn.name)
+                continue
+            if step.verb == "quiet":
+                out.lines.append(f"@{conn.name} quiet")
+                conn.read_quiet(step.number, ctx.step_deadline())
+                record(conn)
+                continue
+            if step.verb == "await-close":
+                out.lines.append(f"@{conn.name} await-close")
+                if not conn.read_until(lambda c=conn: c.closed, ctx.step_deadline(step.number)):
+                    conn.frames.append((b"<still open>", None))
+                record(conn)
+                continue
+            # send
+            shown = escape(step.data)
+            prefix = " ".join(sorted(step.mods) + ([f"x{step.repeat}"] if step.repeat > 1 else []))
+            out.lines.append(f"@{conn.name} {prefix + ' ' if prefix else ''}> {shown}")
+            if conn.closed:
+                out.lines.append(f"@{conn.name} <not sent: connection closed>")
+                continue
+            conn.send(step.data * step.repeat, "bytewise" in step.mods)
+            if "nowait" in step.mods:
+                continue
+            if conn.ready and "quiet" not in step.mods:
+                conn.barrier()
+            else:
+                conn.read_quiet(QUIET_MS, ctx.step_deadline())
+            record(conn)
+            settle_others(conn.name)
+        # Whatever is still on the wire belongs to the transcript too.
+        for conn in conns.values():
+            if conn.ready:
+                conn.barrier()
+            elif not conn.closed and conn.sock is not None:
+                conn.read_quiet(QUIET_MS, ctx.step_deadline())
+            while conn.frames or conn.carry:
+                record(conn)
+    except ScenarioAbort as e:
+        for conn in conns.values():
+            while conn.frames or conn.carry:
+                record(conn)
+        out.problem(str(e))
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return out
+
+
+def check_expect(step: RawStep, lines: list[str], out: Outcome, sc: Scenario) -> None:
+    text = step.text
+    if text == "closed":
+        ok = "<closed>" in lines
+    elif text == "nothing":
+        ok = not lines
+    elif len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        pat = re.compile(text[1:-1])
+        ok = any(pat.search(ln) for ln in lines)
+    else:
+        ok = text in lines
+    if ok == step.negate:
+        got = " | ".join(lines) if lines else "nothing"
+        neg = "not " if step.negate else ""
+        out.problem(f"line {step.lineno}: expect {neg}{text} on @{step.conn}, got: {got}")
+
+
+# --------------------------------------------------------------------------------------------
+# nats CLI scenarios
+
+
+@dataclass
+class BgProc:
+    name: str
+    proc: subprocess.Popen
+    out_path: Path
+    err_path: Path
+
+
+def cli_env(ctx: Context) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    home = ctx.workdir / "home"
+    home.mkdir(exist_ok=True)
+    # The CLI reads contexts from the user's config dir: give it an empty one.
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), NO_COLOR="1", TERM="dumb")
+    return env
+
+
+def cli_argv(cmd: str, ctx: Context) -> list[str]:
+    subst = {
+        "$URL": ctx.server.url,
+        "$PORT": str(ctx.server.port),
+        "$MONITOR": ctx.server.monitor_url,
+    }
+    argv = []
+    for word in shlex.split(cmd):
+        for k, v in subst.items():
+            word = word.replace(k, v)
+        argv.append(word)
+    if argv and argv[0] == "nats":
+        argv[0] = os.environ.get("NATS_BIN") or go_tool("nats") or "nats"
+    return argv
+
+
+def render_output(
+    label: str, data: bytes, ctx: Context, keep: re.Pattern | None, masks: list
+) -> list[str]:
+    text = normalise_text(data.decode("utf-8", errors="replace"), ctx.ports)
+    lines = [ln.rstrip() for ln in text.replace("\r", "").split("\n")]
+    for pat, repl in masks:
+        lines = [pat.sub(repl, ln) for ln in lines]
+    while lines and not lines[-1]:
+        lines.pop()
+    if keep is not None:
+        lines = [ln for ln in lines if keep.search(ln)]
+    return [f"{label}| {ln}" for ln in lines]
+
+
+def monitor_get(ctx: Context, path: str, timeout: float = 1.0):
+    with urllib.request.urlopen(ctx.server.monitor_url + path, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def await_sub(ctx: Context, subject: str, count: int) -> str | None:
+    """Poll the monitor until `count` client subscriptions on `subject` exist. A CLI prints its
+    'Subscribing on' line before it subscribes, so its output cannot tell us."""
+    deadline = ctx.step_deadline()
+    last_err = ""
+    while time.monotonic() < deadline:
+        try:
+            connz = monitor_get(ctx, "/connz?subs=1")
+            n = sum(
+                (c.get("subscriptions_list") or []).count(subject)
+                for c in connz.get("connections") or []
+            )
+            if n >= count:
+                return None
+            last_err = f"{n} subscription(s) on {subject}"
+        except (OSError, ValueError, urllib.error.URLError) as e:
+            last_err = f"monitor: {e}"
+        time.sleep(0.02)
+    return f"await-sub {subject}: timed out ({last_err})"
+
+
+CLI_COLON_RE = re.compile(r"^(run|bg|await-output)(?:\s+([A-Za-z0-9_-]+))?:\s*(.*)$")
+
+
+def run_cli(sc: Scenario, ctx: Context) -> Outcome:
+    out = Outcome()
+    env = cli_env(ctx)
+    bgs: dict[str, BgProc] = {}
+    keep: re.Pattern | None = None
+    masks: list[tuple[re.Pattern, str]] = []
+    last: list[str] = []
+    lines = sc.path.read_text().splitlines()
+    steps = []
+    for lineno, line in enumerate(lines, 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if is_header_line(s):
+            continue
+        steps.append((lineno, s))
+
+    def finish(label: str, rc: int | None, stdout: bytes, stderr: bytes) -> None:
+        nonlocal keep, last
+        rec = [f"{label}exit={rc if rc is not None else 'timeout'}"]
+        rec += render_output("out", stdout, ctx, keep, masks)
+        rec += render_output("err", stderr, ctx, keep, masks)
+        keep = None
+        last = rec
+        out.lines.extend(rec)
+
+    try:
+        for lineno, s in steps:
+            where = f"{sc.path.name}:{lineno}"
+            if time.monotonic() > ctx.deadline:
+                raise ScenarioAbort("scenario timeout")
+            m = CLI_COLON_RE.match(s)
+            verb, name, rest = (m.group(1), m.group(2), m.group(3)) if m else ("", "", "")
+            words = s.split()
+            if verb == "run" and not name:
+                out.lines.append(f"$ {rest}")
+                try:
+                    p = subprocess.run(
+                        cli_argv(rest, ctx), env=env, cwd=ctx.workdir, capture_output=True,
+                        stdin=subprocess.DEVNULL, timeout=min(ctx.remaining(), 30),
+                    )  # fmt: skip
+                    finish("", p.returncode, p.stdout, p.stderr)
+                except subprocess.TimeoutExpired as e:
+                    finish("", None, e.stdout or b"", e.stderr or b"")
+                    raise ScenarioAbort(f"{where}: command timed out") from None
+            elif verb == "bg" and name:
+                if name in bgs:
+                    raise ScenarioSyntaxError(f"{where}: {name} is already running")
+                out.lines.append(f"$ [{name}] {rest} &")
+                op, ep = ctx.workdir / f"{name}.out", ctx.workdir / f"{name}.err"
+                with open(op, "wb") as fo, open(ep, "wb") as fe:
+                    proc = subprocess.Popen(
+                        cli_argv(rest, ctx), env=env, cwd=ctx.workdir, stdout=fo, stderr=fe,
+                        stdin=subprocess.DEVNULL, start_new_session=True,
+                    )  # fmt: skip
+                bgs[name] = BgProc(name, proc, op, ep)
+            elif verb == "await-output" and name:
+                bg = bgs.get(name)
+                if bg is None:
+                    raise ScenarioSyntaxError(f"{where}: no background command {name}")
+                want = rest.encode()
+                deadline = ctx.step_deadline()
+                while want not in bg.out_path.read_bytes() + bg.err_path.read_bytes():
+                    if time.monotonic() > deadline or bg.proc.poll() is not None:
+                        raise ScenarioAbort(f"{where}: {bg.name} never printed {rest!r}")
+                    time.sleep(0.02)
+            elif words[0] == "await-sub":
+                if len(words) not in (2, 3):
+                    raise ScenarioSyntaxError(f"{where}: await-sub SUBJECT [COUNT]")
+                err = await_sub(ctx, words[1], int(words[2]) if len(words) == 3 else 1)
+                if err:
+                    raise ScenarioAbort(f"{where}: {err}")
+            elif words[0] == "wait" and len(words) == 2:
+                bg = bgs.pop(words[1], None)
+                if bg is None:
+                    raise ScenarioSyntaxError(f"{where}: no background command {words[1]}")
+                try:
+                    rc = bg.proc.wait(timeout=min(ctx.remaining(), 30))
+                except subprocess.TimeoutExpired:
+                    kill_group(bg.proc)
+                    rc = None
+                finish(f"[{bg.name}] ", rc, bg.out_path.read_bytes(), bg.err_path.read_bytes())
+                if rc is None:
+                    raise ScenarioAbort(f"{where}: {bg.name} did not finish")
+            elif words[0] == "keep":
+                m = re.fullmatch(r"keep\s+/(.*)/", s)
+                if not m:
+                    raise ScenarioSyntaxError(f"{where}: keep /regex/")
+                keep = re.compile(m.group(1))
+            elif words[0] == "mask":
+                m = re.fullmatch(r"mask\s+/(.*)/\s*->\s*(.*)", s)
+                if not m:
+                    raise ScenarioSyntaxError(f"{where}: mask /regex/ -> replacement")
+                masks.append((re.compile(m.group(1)), m.group(2)))
+            elif words[0] == "sleep" and len(words) == 2:
+                time.sleep(float(words[1]) / 1000)
+            elif words[0] == "expect":
+                check_cli_expect(where, s[len("expect") :].strip(), last, out)
+            else:
+                raise ScenarioSyntaxError(f"{where}: cannot parse {s!r}")
+    except ScenarioAbort as e:
+        out.problem(str(e))
+    finally:
+        for bg in bgs.values():
+            if bg.proc.poll() is None:
+                kill_group(bg.proc)
+                out.problem(f"background command {bg.name} was still running (never waited)")
+    return out
+
+
+def check_cli_expect(where: str, text: str, last: list[str], out: Outcome) -> None:
+    negate = text.startswith("not ")
+    if negate:
+        text = text[4:].strip()
+    m = re.fullmatch(r"exit\s+(\d+)", text)
+    if m:
+        ok = bool(last) and last[0].endswith(f"exit={m.group(1)}")
+    elif len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        pat = re.compile(text[1:-1])
+        ok = any(pat.search(ln) for ln in last)
+    else:
+        raise ScenarioSyntaxError(f"{where}: expect exit N or expect /regex/")
+    if ok == negate:
+        out.problem(f"{where}: expect {'not ' if negate else ''}{text} failed: {' | '.join(last)}")
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill a child we started in its own session, by its own pid (its group id)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+# --------------------------------------------------------------------------------------------
+# Client-library scenarios (nats.js, async-nats): one JSON observation on stdout
+
+
+def parse_comment_header(sc: Scenario) -> None:
+    """`//! key: value` lines at the top of a .mjs/.rs scenario (config, flags, timeout)."""
+    for line in sc.path.read_text().splitlines():
+        s = line.strip()
+        if not s:
+            continue
+        if not s.startswith("//"):
+            break
+        m = re.match(r"//!\s*(config|flags|timeout|skip):\s?(.*)$", s)
+        if m:
+            if m.group(1) == "skip":
+                sc.skip = m.group(2).strip()
+            else:
+                parse_header_line(sc, m.group(1), m.group(2).rstrip())
+
+
+def run_json_program(argv: list[str], env: dict[str, str], ctx: Context) -> Outcome:
+    out = Outcome()
+    timeout = max(1.0, ctx.remaining())
+    try:
+        p = subprocess.run(
+            argv, env=env, cwd=ctx.workdir, capture_output=True, timeout=timeout,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        out.lines.append("<timeout>")
+        tail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
+        out.problem(f"timed out after {timeout:.0f}s {' | '.join(tail)}")
+        return out
+    stderr = p.stderr.decode(errors="replace").strip()
+    if p.returncode != 0:
+        out.lines.append(f"exit={p.returncode}")
+        # First lines: the error message and where it was thrown.
+        head = " | ".join(ln.strip() for ln in stderr.splitlines()[:2])
+        out.problem(f"exited {p.returncode}: {head}")
+        return out
+    text = p.stdout.decode(errors="replace").strip()
+    try:
+        obs = json.loads(text.splitlines()[-1]) if text else None
+    except ValueError:
+        obs = None
+    if obs is None:
+        out.problem(f"no JSON observation on stdout: {text[-200:]!r}")
+        return out
+    out.lines = json_lines(normalise_json(obs, ctx.ports))
+    if ctx.verbose and stderr:
+        out.lines += [f"stderr| {ln}" for ln in stderr.splitlines()]
+    return out
+
+
+def run_js(sc: Scenario, ctx: Context) -> Outcome:
+    env = dict(os.environ)
+    env.update(NATS_URL=ctx.server.url, NATS_MONITOR_URL=ctx.server.monitor_url)
+    node = os.environ.get("NODE_BIN", "node")
+    return run_json_program([node, str(sc.path)], env, ctx)
+
+
+def rust_bin() -> Path | None:
+    explicit = os.environ.get("CONFORMANCE_RUST_BIN")
+    if explicit:
+        return Path(explicit)
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT.parent / "target")
+    cand = target / "debug" / "chorus-conformance"
+    return cand if cand.exists() else None
+
+
+def run_rust(sc: Scenario, ctx: Context) -> Outcome:
+    binary = rust_bin()
+    assert binary is not None  # discover() skips rust scenarios without a binary
+    env = dict(os.environ)
+    argv = [str(binary), "--url", ctx.server.url, "--scenario", sc.name]
+    return run_json_program(argv, env, ctx)
+
+
+# --------------------------------------------------------------------------------------------
+# Discovery and the comparison loop
+
+RUNNERS: dict[str, Callable[[Scenario, Context], Outcome]] = {
+    "raw": run_raw,
+    "cli": run_cli,
+    "js": run_js,
+    "rust": run_rust,
+}
+PATTERNS = {"raw": "*.txt", "cli": "*.txt", "js": "*.mjs", "rust": "*.rs"}
+
+
+def discover(filter_: str | None) -> list[Scenario]:
+    found = []
+    for kind in KINDS:
+        for path in sorted((SCENARIOS / kind).glob(PATTERNS[kind])):
+            if path.name.startswith("_"):
+                continue  # helpers, not scenarios
+            sc = Scenario(kind, path.stem, path)
+            if filter_ and filter_ not in sc.id:
+                continue
+            load_sibling_conf(sc)
+            if kind in ("js", "rust"):
+                parse_comment_header(sc)
+            else:
+                read_text_headers(sc)
+            if kind == "rust" and os.environ.get("CONFORMANCE_RUST_BUILD_FAILED"):
+                sc.broken = os.environ["CONFORMANCE_RUST_BUILD_FAILED"]
+            elif kind == "rust" and sc.skip is None and rust_bin() is None:
+                sc.skip = "chorus-conformance binary not built (proto-conformance/run builds it)"
+            if kind == "js" and sc.skip is None and not (ROOT / "js" / "node_modules").is_dir():
+                sc.skip = "proto-conformance/js/node_modules missing (proto-conformance/install)"
+            if (
+                kind == "cli"
+                and sc.skip is None
+                and not (os.environ.get("NATS_BIN") or go_tool("nats"))
+            ):
+                sc.skip = "nats CLI not found (proto-conformance/install)"
+            found.append(sc)
+    return found
+
+
+def run_one(sc: Scenario, label: str, binary: str, workdir: Path, verbose: bool) -> Outcome:
+    """A fresh server, the scenario, the server stopped: whatever happens in between."""
+    sdir = workdir / label
+    sdir.mkdir(parents=True, exist_ok=True)
+    timeout = sc.timeout or DEFAULT_TIMEOUT[sc.kind]
+    deadline = time.monotonic() + timeout
+    server = Server(label, binary, sdir)
+    try:
+        config = workdir / "server.conf"
+        try:
+            server.start(config, sc.flags, time.monotonic() + 10)
+        except ServerStartError as e:
+            o = Outcome()
+            o.problem(str(e))
+            return o
+        ctx = Context(server, sdir, deadline, verbose)
+        outcome = RUNNERS[sc.kind](sc, ctx)
+        if server.proc is not None and server.proc.poll() is not None:
+            outcome.problem(f"{label} died during the scenario: {server.log_tail()}")
+        return outcome
+    except ScenarioSyntaxError as e:
+        o = Outcome()
+        o.problem(f"scenario syntax: {e}")
+        return o
+    finally:
+        server.stop()
+
+
+def prepare_config(sc: Scenario, workdir: Path) -> None:
+    """One config file, written before either server starts; both servers get this very file."""
+    if sc.kind == "raw":
+        parse_raw(sc)  # syntax errors show before any server starts
+    body = f"# generated by proto-conformance for {sc.id}\n{sc.config}"
+    (workdir / "server.conf").write_text(body)
+
+
+def clip(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def line_difference(exp: str, act: str) -> str:
+    """What differs between two lines, compactly: key by key for INFO lines, else the text
+    around the first differing character."""
+    ie, ia = exp.find("< INFO {"), act.find("< INFO {")
+    if ie >= 0 and ia >= 0:
+        try:
+            je, ja = json.loads(exp[ie + 7 :]), json.loads(act[ia + 7 :])
+        except ValueError:
+            je = ja = None
+        if isinstance(je, dict) and isinstance(ja, dict):
+            parts = [f"missing {k}" for k in sorted(je.keys() - ja.keys())]
+            parts += [f"extra {k}={json.dumps(ja[k])}" for k in sorted(ja.keys() - je.keys())]
+            parts += [
+                f"{k}: expected {json.dumps(je[k])}, got {json.dumps(ja[k])}"
+                for k in sorted(je.keys() & ja.keys())
+                if je[k] != ja[k]
+            ]
+            return f"{exp[:ie].strip()} INFO differs: " + "; ".join(parts)
+    i = 0
+    while i < min(len(exp), len(act)) and exp[i] == act[i]:
+        i += 1
+    start = max(0, i - 40)
+    pre = "..." if start else ""
+    return f"expected {pre + exp[start : i + 60]!r}, got {pre + act[start : i + 60]!r}"
+
+
+def short_diff(ref: list[str], got: list[str]) -> str:
+    sm = difflib.SequenceMatcher(a=ref, b=got, autojunk=False)
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == "equal":
+            continue
+        if tag == "replace":
+            return clip(f"line {i1 + 1}: {line_difference(ref[i1].strip(), got[j1].strip())}")
+        exp = ref[i1].strip() if i1 < i2 else "(nothing)"
+        act = got[j1].strip() if j1 < j2 else "(nothing)"
+        return clip(f"line {i1 + 1}: expected {exp!r}, got {act!r}")
+    return "outputs differ"
+
+
+def go_tool(name: str) -> str | None:
+    """A tool `go install` put in GOBIN or GOPATH/bin (where ./install puts them), else PATH."""
+    dirs = [os.environ.get("GOBIN"), os.environ.get("GOPATH") and f"{os.environ['GOPATH']}/bin"]
+    dirs.append(str(Path.home() / "go" / "bin"))
+    for d in dirs:
+        if d and (Path(d) / name).is_file():
+            return str(Path(d) / name)
+    return shutil.which(name)
+
+
+def default_chorus() -> str | None:
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT.parent / "target")
+    cand = target / "release" / "chorus"
+    return str(cand) if cand.is_file() else None
+
+
+def print_block(title: str, lines: list[str]) -> None:
+    print(f"    --- {title}")
+    for ln in lines:
+        print(f"    {ln}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--filter", help="run only scenarios whose kind/name contains SUBSTR")
+    ap.add_argument("--only-ref", action="store_true", help="run just the reference server")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print full transcripts")
+    ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    ap.add_argument("--repeat", type=int, default=1, help="run everything N times (flake hunt)")
+    args = ap.parse_args()
+
+    ref_bin = os.environ.get("NATS_SERVER_BIN") or go_tool("nats-server")
+    sut_bin = os.environ.get("CHORUS_BIN") or default_chorus()
+    if not os.environ.get("NATS_BIN") and go_tool("nats"):
+        os.environ["NATS_BIN"] = go_tool("nats") or ""
+    if not ref_bin:
+        print("NATS_SERVER_BIN not set and no nats-server on PATH (run proto-conformance/install)")
+        return 2
+    if not sut_bin and not args.only_ref:
+        print("CHORUS_BIN not set and no target/release/chorus (proto-conformance/run builds it)")
+        return 2
+
+    scenarios = discover(args.filter)
+    if args.list:
+        for sc in scenarios:
+            print(sc.id + (f"  (skip: {sc.skip})" if sc.skip else ""))
+        return 0
+    if not scenarios:
+        print("no scenario matches")
+        print("0 passed, 0 failed")
+        return 1
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    run_dir = WORK / "last"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    tally = Tally()
+    started = time.monotonic()
+    try:
+        for _ in range(args.repeat):
+            for sc in scenarios:
+                run_scenario(sc, ref_bin, sut_bin, run_dir, args, tally)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        tally.failed += 1
+    finally:
+        stop_all_servers()
+    print(f"({time.monotonic() - started:.1f}s, logs and configs in {run_dir})")
+    print(tally.summary())
+    return 1 if tally.failed else 0
+
+
+@dataclass
+class Tally:
+    """Counts result lines: one per scenario per server."""
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def ok(self, label: str, sc: Scenario) -> None:
+        self.passed += 1
+        print(f"ok   {label} {sc.id}", flush=True)
+
+    def fail(self, label: str, sc: Scenario, reason: str) -> None:
+        self.failed += 1
+        print(f"FAIL {label} {sc.id}: {reason}", flush=True)
+
+    def skip(self, label: str, sc: Scenario, reason: str) -> None:
+        self.skipped += 1
+        print(f"skip {label} {sc.id}: {reason}", flush=True)
+
+    def summary(self) -> str:
+        text = f"{self.passed} passed, {self.failed} failed"
+        return text + (f", {self.skipped} skipped" if self.skipped else "")
+
+
+def run_scenario(
+    sc: Scenario, ref_bin: str, sut_bin: str | None, run_dir: Path, args, tally: Tally
+) -> None:
+    """The reference first: its run must pass on its own (expects, no errors); then Chorus,
+    whose observation must equal the reference's."""
+    labels = [REF_LABEL] + ([] if args.only_ref else [SUT_LABEL])
+    if sc.skip:
+        for label in labels:
+            tally.skip(label, sc, sc.skip)
+        return
+    workdir = run_dir / sc.kind / sc.name
+    workdir.mkdir(parents=True, exist_ok=True)
+    ref: Outcome | None = None
+    try:
+        if sc.broken:
+            raise ScenarioSyntaxError(sc.broken)
+        prepare_config(sc, workdir)
+    except ScenarioSyntaxError as e:
+        ref = Outcome()
+        ref.problem(str(e))
+    if ref is None:
+        ref = run_one(sc, REF_LABEL, ref_bin, workdir, args.verbose)
+    if ref.problems:
+        tally.fail(REF_LABEL, sc, f"broken scenario: {clip(ref.problems[0])}")
+    else:
+        tally.ok(REF_LABEL, sc)
+    if args.verbose:
+        print_block(f"{REF_LABEL} transcript", ref.lines)
+    if args.only_ref:
+        return
+    if ref.problems:
+        tally.skip(SUT_LABEL, sc, "reference run is broken, nothing to compare")
+        return
+    assert sut_bin is not None
+    got = run_one(sc, SUT_LABEL, sut_bin, workdir, args.verbose)
+    same = got.lines == ref.lines
+    if got.problems:
+        diff = "" if same else f"; {short_diff(ref.lines, got.lines)}"
+        tally.fail(SUT_LABEL, sc, clip(got.problems[0], 200) + diff)
+    elif not same:
+        tally.fail(SUT_LABEL, sc, short_diff(ref.lines, got.lines))
+    else:
+        tally.ok(SUT_LABEL, sc)
+    if args.verbose:
+        print_block(f"{SUT_LABEL} transcript", got.lines)
+    if not same:
+        diff = list(difflib.unified_diff(ref.lines, got.lines, REF_LABEL, SUT_LABEL, lineterm=""))
+        print_block("diff", diff[2:] if args.verbose else diff[2:40])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
