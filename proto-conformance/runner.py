@@ -189,7 +189,14 @@ VOLATILE_KEYS = {
     "server_id", "server_name", "version", "go", "git_commit", "port", "client_id", "cid",
     "nonce", "xkey", "connect_urls", "ws_connect_urls", "leafnode_urls", "now", "start",
     "uptime", "rtt", "idle", "last_activity", "created", "ts", "time",
+    # The JetStream API level follows `version`: Chorus reports the level of the nats-server
+    # version it claims (2.11 -> 1), the reference its own.
+    "api_lvl",
 }  # fmt: skip
+
+# Keys only Chorus sends, by design (its own version beside the nats-compatible `version`).
+# Dropped before comparing; any other extra key is a difference.
+EXTENSION_KEYS = {"chorus"}
 
 SERVER_ID_RE = re.compile(r"\b[NX][A-Z2-7]{55}\b")
 INBOX_RE = re.compile(r"_INBOX\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
@@ -213,6 +220,8 @@ def normalise_json(value, ports: dict[int, str]):
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
+            if k in EXTENSION_KEYS:
+                continue
             out[k] = f"<{k}>" if k in VOLATILE_KEYS else normalise_json(v, ports)
         return out
     if isinstance(value, list):

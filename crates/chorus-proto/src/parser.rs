@@ -113,7 +113,7 @@ const WORDS: [(&[u8], Kw, After); 10] = [
     (b"HPUB", Kw::HPub, After::Space),
     (b"SUB", Kw::Sub, After::Space),
     (b"UNSUB", Kw::Unsub, After::Space),
-    (b"CONNECT", Kw::Connect, After::Space),
+    (b"CONNECT", Kw::Connect, After::Arg),
     (b"INFO", Kw::Info, After::Arg),
     (b"+OK", Kw::Ok, After::Ignore),
     (b"-ERR", Kw::Err, After::Space),
@@ -513,6 +513,16 @@ pub\tfoo\t\t3\r\nabc\r\nping\n";
         ] {
             assert_eq!(decode_all(input), Err(want), "{:?}", String::from_utf8_lossy(input));
         }
+    }
+
+    #[test]
+    fn connect_takes_whatever_follows_as_its_argument() {
+        // nats-server: no separator needed; the server then fails to parse the JSON.
+        assert_eq!(decode_all(b"CONNECT\r\n").unwrap(), vec![ClientOp::Connect(Bytes::new())]);
+        assert_eq!(
+            decode_all(b"connect{}\r\n").unwrap(),
+            vec![ClientOp::Connect(Bytes::from_static(b"{}"))]
+        );
     }
 
     #[test]

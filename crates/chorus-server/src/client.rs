@@ -129,6 +129,9 @@ pub struct ClientShared {
     pub in_bytes: AtomicU64,
     pub num_subs: AtomicU64,
     pub last_activity: Mutex<SystemTime>,
+    /// Whether this client announced header support; others get messages without headers,
+    /// as nats-server strips them.
+    headers: AtomicBool,
     max_pending: usize,
     stall_at: usize,
 }
@@ -279,6 +282,7 @@ where
         last_activity: Mutex::new(SystemTime::now()),
         max_pending,
         stall_at: max_pending / 4 * 3,
+        headers: AtomicBool::new(false),
     });
     let (rd, wr) = tokio::io::split(stream);
     let writer = tokio::spawn(write_loop(shared.clone(), wr, opts.write_deadline, srv.clone()));
@@ -570,6 +574,7 @@ impl Client {
             m.lang = opts.lang.clone();
             m.version = opts.version.clone();
         }
+        self.shared.headers.store(opts.headers, Ordering::Relaxed);
         self.opts = opts;
         self.connected = true;
         self.active = true;
@@ -755,6 +760,7 @@ impl Client {
             sub.delivered.fetch_add(1, Ordering::Relaxed);
         }
         let c = &sub.client;
+        let hdr = hdr.filter(|_| c.headers.load(Ordering::Relaxed));
         let size = payload.len() + hdr.map_or(0, <[u8]>::len);
         let appended = c.append(size, |out| match hdr {
             Some(h) => encode::hmsg(out, subject, &sub.sid, reply, h, payload),

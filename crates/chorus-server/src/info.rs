@@ -15,6 +15,9 @@ pub const CHORUS_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Client protocol level: 1 = supports async INFO (cluster topology updates).
 pub const PROTO: i32 = 1;
 
+/// The JetStream API level that goes with [`COMPAT_VERSION`] (2.11 introduced level 1).
+pub const API_LEVEL: i32 = 1;
+
 /// `INFO` as nats-server sends it (field names and omission rules from server.go `Info`).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Info {
@@ -59,6 +62,11 @@ pub struct Info {
     pub remote_account: String,
     #[serde(skip_serializing_if = "is_false")]
     pub acc_is_sys: bool,
+    /// JetStream API level (ADR-44) of the nats-server version in `version`.
+    #[serde(skip_serializing_if = "is_zero_i32")]
+    pub api_lvl: i32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub xkey: String,
     /// Chorus's own version; clients ignore unknown fields.
     pub chorus: String,
 }
@@ -68,6 +76,10 @@ fn is_false(b: &bool) -> bool {
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_i32(n: &i32) -> bool {
     *n == 0
 }
 
@@ -148,18 +160,21 @@ impl Default for ConnectOpts {
     }
 }
 
-/// A server id in the shape of nats-server's (an NKey server public key: 56 base32
-/// characters starting with `N`), so tools that display or parse it are not surprised.
-pub fn new_server_id() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut rng = rand::rng();
-    let mut id = String::with_capacity(56);
-    id.push('N');
-    for _ in 0..55 {
-        id.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
+/// The server's identity, as nats-server makes it: an NKey server key pair (the id is its
+/// public key, 56 base32 characters starting with `N`) and an x25519 key (`xkey` in INFO) for
+/// encrypting messages such as auth callout requests.
+pub struct ServerKeys {
+    pub id: String,
+    pub xkey: String,
+}
+
+impl ServerKeys {
+    pub fn generate() -> ServerKeys {
+        ServerKeys {
+            id: nkeys::KeyPair::new_server().public_key(),
+            xkey: nkeys::XKey::new().public_key(),
+        }
     }
-    id
 }
 
 /// A nonce as nats-server makes them for NKey challenges: 11 random bytes, base64url
@@ -206,10 +221,11 @@ mod tests {
 
     #[test]
     fn ids_have_the_nats_shape() {
-        let id = new_server_id();
-        assert_eq!(id.len(), 56);
-        assert!(id.starts_with('N'));
-        assert_ne!(id, new_server_id());
+        let k = ServerKeys::generate();
+        assert_eq!(k.id.len(), 56);
+        assert!(k.id.starts_with('N'));
+        assert!(k.xkey.starts_with('X'));
+        assert_ne!(k.id, ServerKeys::generate().id);
         assert_eq!(new_nonce().len(), 15);
     }
 }

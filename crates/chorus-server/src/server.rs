@@ -76,6 +76,7 @@ pub struct ServerInner {
     opts: RwLock<Arc<Options>>,
     auth: RwLock<Arc<Auth>>,
     pub id: String,
+    pub xkey: String,
     pub name: String,
     pub gacc: Arc<Account>,
     pub clients: Mutex<FxHashMap<u64, Arc<ClientShared>>>,
@@ -155,6 +156,8 @@ impl ServerInner {
             headers: !opts.no_header_support,
             max_payload: opts.max_payload,
             ldm: self.ldm.load(Ordering::Relaxed),
+            api_lvl: info::API_LEVEL,
+            xkey: self.xkey.clone(),
             chorus: info::CHORUS_VERSION.to_string(),
             ..Info::default()
         }
@@ -192,11 +195,13 @@ impl Server {
     /// Binds the listeners and starts serving. Port 0 (client or monitor) picks a free port.
     pub async fn start(opts: Options) -> Result<Server, ServerError> {
         let auth = Auth::from_options(&opts)?;
-        let id = info::new_server_id();
+        let keys = info::ServerKeys::generate();
+        let id = keys.id;
         let name = if opts.server_name.is_empty() { id.clone() } else { opts.server_name.clone() };
         let inner = Arc::new(ServerInner {
             auth: RwLock::new(Arc::new(auth)),
             id,
+            xkey: keys.xkey,
             name,
             gacc: Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache)),
             clients: Mutex::new(FxHashMap::default()),

@@ -126,6 +126,7 @@ async fn errors_that_close_the_connection() -> Result<()> {
         (b"PUB foo\r\n", None),
         (b"SUB foo\r\n", None),
         (b"CONNECT {bad json\r\n", None),
+        (b"CONNECT\r\n", None),
         (
             b"CONNECT {\"no_responders\":true}\r\n",
             Some("-ERR 'no responders requires headers support'\r\n"),

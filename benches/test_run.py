@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Unit tests of the benches/run harness pieces that do not need servers: parsing `nats bench`
+output, unit selection, wire-size arithmetic and the rendered reports. The smoke run
+(`benches/run --smoke`) covers the process orchestration end to end.
+
+Run: python3 benches/test_run.py
+"""
+
+import importlib.machinery
+import importlib.util
+import sys
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+sys.dont_write_bytecode = True
+_path = Path(__file__).resolve().parent / "run"
+_loader = importlib.machinery.SourceFileLoader("bench_run", str(_path))
+_spec = importlib.util.spec_from_loader("bench_run", _loader)
+run = importlib.util.module_from_spec(_spec)
+sys.modules["bench_run"] = run  # dataclasses look their module up while the file loads
+_loader.exec_module(run)
+
+PUB_OUT = """
+NATS Core NATS publisher stats: 5,026,958 msgs/sec ~ 77 MiB/sec ~ min: 0.06us ~ avg: 0.12us
+"""
+SUB1_OUT = "\nNATS Core NATS subscriber stats: 508,387 msgs/sec ~ 496 MiB/sec\n"
+SUB4_OUT = """
+  [1] 581,998 msgs/sec ~ 8.9 MiB/sec (100,000 msgs)
+  [2] 600,526 msgs/sec ~ 9.2 MiB/sec (100,000 msgs)
+
+ NATS Core NATS subscriber aggregated stats: 2,191,722 msgs/sec ~ 33 MiB/sec
+ message rates min 548,122 | avg 585,513 | max 611,407 | stddev 24,012 msgs
+"""
+
+
+def figure(key, ref, cho):
+    f = run.FIGURE_BY_KEY[key]
+    return {
+        "key": key, "title": f.title, "unit": f.unit, "better": f.better,
+        "reference": {"median": ref, "runs": [] if ref is None else [ref]},
+        "chorus": {"median": cho, "runs": [] if cho is None else [cho]},
+        "ratio": (cho / ref) if (ref and cho is not None) else None,
+    }
+
+
+def report(figures):
+    meta = {
+        "rounds": 3, "date": "2026-01-01 00:00 UTC", "command": "benches/run", "nproc": "2",
+        "cpu": "Test CPU <&>", "memory": "1 GiB", "kernel": "Linux", "duration_secs": 1.0,
+        "server_flags": "-a 127.0.0.1", "versions": {"chorus": "x"}, "counts": {"conns": 10},
+    }
+    return {"meta": meta, "figures": figures, "raw_tcp": {}, "fractions_of_raw_tcp": [],
+            "extras": {}, "failures": []}
+
+
+class ParseBenchRate(unittest.TestCase):
+    def test_publisher_and_single_subscriber(self):
+        self.assertEqual(run.parse_bench_rate(PUB_OUT, "publisher"), 5_026_958)
+        self.assertEqual(run.parse_bench_rate(SUB1_OUT, "subscriber"), 508_387)
+
+    def test_aggregated_line_wins_over_per_client_lines(self):
+        self.assertEqual(run.parse_bench_rate(SUB4_OUT, "subscriber"), 2_191_722)
+
+    def test_colours_are_ignored(self):
+        coloured = "\x1b[1mNATS Core NATS publisher stats:\x1b[0m 1,234 msgs/sec ~ 1 MiB/sec"
+        self.assertEqual(run.parse_bench_rate(coloured, "publisher"), 1234)
+
+    def test_missing_or_wrong_role_fails(self):
+        with self.assertRaises(run.StepError):
+            run.parse_bench_rate(PUB_OUT, "subscriber")
+        with self.assertRaises(run.StepError):
+            run.parse_bench_rate("nats: error: nats: no servers available", "publisher")
+
+
+class Units(unittest.TestCase):
+    def test_default_is_everything(self):
+        units, raw = run.select_units(None)
+        self.assertIn("conns", units)
+        self.assertIn("queue-1k", units)
+        self.assertEqual(raw, ["rawtcp-16b", "rawtcp-1k"])
+
+    def test_groups_expand_and_keep_canonical_order(self):
+        units, raw = run.select_units(["reqrep", "pubsub", "pubsub-16b"])
+        self.assertEqual(units, ["pubsub-16b", "pubsub-1k", "reqrep"])
+        self.assertEqual(raw, [])
+
+    def test_unknown_name_exits(self):
+        with self.assertRaises(SystemExit):
+            run.select_units(["nope"])
+
+    def test_wire_bytes(self):
+        msg = len(b"MSG bench.pubsub-16b 1 16\r\n") + 16 + len(b"\r\n")
+        self.assertEqual(run.wire_bytes("pubsub", 16, "bench.pubsub-16b"), msg)
+        self.assertEqual(run.wire_bytes("fanout", 16, "bench.pubsub-16b"), msg)
+        pub = len(b"PUB bench.pub-1k 1024\r\n") + 1024 + len(b"\r\n")
+        self.assertEqual(run.wire_bytes("pub", 1024, "bench.pub-1k"), pub)
+
+
+class Reports(unittest.TestCase):
+    FIGS = [
+        figure("pubsub-16b", 1_000_000.0, 1_500_000.0),
+        figure("reqrep-p50", 40.0, 20.0),
+        figure("conns-rss", 100.0, None),
+    ]
+
+    def test_svg_is_well_formed_with_a_bar_per_ratio_and_the_parity_line(self):
+        svg = run.render_svg(report(self.FIGS))
+        root = ET.fromstring(svg)
+        ns = "{http://www.w3.org/2000/svg}"
+        bars = [r for r in root.iter(ns + "rect") if r.find(ns + "title") is not None]
+        self.assertEqual(len(bars), 2)
+        # Both measured figures favour chorus (faster; lower latency): green bars.
+        self.assertEqual({b.get("fill") for b in bars}, {"#2e7d32"})
+        texts = [t.text or "" for t in root.iter(ns + "text")]
+        self.assertIn("1.0x = parity", texts)
+        self.assertIn("1.50x", texts)
+        self.assertIn("0.50x", texts)
+        self.assertIn("failed", texts)
+
+    def test_markdown_table_marks_direction_and_failures(self):
+        md = run.render_markdown(report(self.FIGS))
+        self.assertIn("| 1:1 pub/sub, 16 B | msgs/s | 1,000,000 | 1,500,000 | 1.50x | higher", md)
+        self.assertIn("| request/reply latency p50 | µs | 40.0 | 20.0 | 0.50x | lower", md)
+        self.assertIn("| 100.00 | FAILED | — |", md)
+        self.assertIn("| nproc | 2 |", md)
+
+
+if __name__ == "__main__":
+    unittest.main()
