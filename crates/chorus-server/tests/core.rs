@@ -291,3 +291,26 @@ async fn token_auth() -> Result<()> {
     s.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn reload_applies_reloadable_options_and_refuses_the_rest() -> Result<()> {
+    let mut o = opts();
+    o.authorization.token = Some("old".into());
+    let s = start(o.clone()).await;
+    let mut new = o.clone();
+    new.authorization.token = Some("new".into());
+    new.max_payload = 2048;
+    let changed = s.reload(new)?;
+    assert!(!changed.is_empty());
+    assert!(ConnectOptions::with_token("old".into()).connect(s.client_url()).await.is_err());
+    let nc = ConnectOptions::with_token("new".into()).connect(s.client_url()).await?;
+    assert_eq!(nc.server_info().max_payload, 2048, "new clients see the reloaded limit");
+    // A listen port cannot change on reload (nats-server refuses it too); nothing applies.
+    let mut bad = o.clone();
+    bad.authorization.token = Some("other".into());
+    bad.port = 1;
+    assert!(s.reload(bad).is_err());
+    ConnectOptions::with_token("new".into()).connect(s.client_url()).await?.flush().await?;
+    s.shutdown().await;
+    Ok(())
+}

@@ -144,6 +144,12 @@ async fn run(cli: Cli, opts: Options) -> Result<()> {
         std::fs::write(pid_file, std::process::id().to_string())
             .with_context(|| format!("writing pid file {}", pid_file.display()))?;
     }
+    if opts.jetstream.enabled {
+        tracing::warn!(
+            "JetStream was requested but is not available in this build yet: \
+             clients will see it as disabled (docs/missing.md)"
+        );
+    }
     let server = Server::start(opts.clone()).await?;
     if cli.dev {
         println!("chorus --dev is up:");
