@@ -66,7 +66,6 @@ pub enum CloseReason {
     BadClientProtocolVersion,
     NoRespondersRequiresHeaders,
     ServerShutdown,
-    LameDuckMode,
 }
 
 impl CloseReason {
@@ -88,7 +87,6 @@ impl CloseReason {
             CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
-            CloseReason::LameDuckMode => "Lame Duck Mode",
         }
     }
 }
@@ -475,6 +473,9 @@ impl Client {
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(self.protocol_error(e)),
             };
+            if tracing::enabled!(tracing::Level::TRACE) {
+                self.trace_in(&op);
+            }
             if self.auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
                 self.auth_violation();
                 return Err(CloseReason::AuthenticationViolation);
@@ -509,6 +510,41 @@ impl Client {
                     return Err(CloseReason::ParseError);
                 }
             }
+        }
+    }
+
+    /// `-V`: inbound operations as nats-server traces them (`<<- [PUB foo 5]`), with
+    /// passwords and tokens in CONNECT masked.
+    fn trace_in(&self, op: &ClientOp) {
+        let s = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        let line = match op {
+            ClientOp::Connect(j) => format!("CONNECT {}", mask_secrets(&s(j))),
+            ClientOp::Pub { subject, reply, payload } => match reply {
+                Some(r) => format!("PUB {} {} {}", s(subject), s(r), payload.len()),
+                None => format!("PUB {} {}", s(subject), payload.len()),
+            },
+            ClientOp::HPub { subject, reply, headers, payload } => {
+                let total = headers.len() + payload.len();
+                match reply {
+                    Some(r) => format!("HPUB {} {} {} {total}", s(subject), s(r), headers.len()),
+                    None => format!("HPUB {} {} {total}", s(subject), headers.len()),
+                }
+            }
+            ClientOp::Sub { subject, queue: Some(q), sid } => {
+                format!("SUB {} {} {}", s(subject), s(q), s(sid))
+            }
+            ClientOp::Sub { subject, queue: None, sid } => format!("SUB {} {}", s(subject), s(sid)),
+            ClientOp::Unsub { sid, max: Some(m) } => format!("UNSUB {} {m}", s(sid)),
+            ClientOp::Unsub { sid, max: None } => format!("UNSUB {}", s(sid)),
+            ClientOp::Ping => "PING".into(),
+            ClientOp::Pong => "PONG".into(),
+            ClientOp::Info(j) => format!("INFO {}", s(j)),
+            ClientOp::Ok => "+OK".into(),
+            ClientOp::Err(t) => format!("-ERR {}", s(t)),
+        };
+        tracing::trace!("{} - <<- [{line}]", self.prefix());
+        if let ClientOp::Pub { payload, .. } | ClientOp::HPub { payload, .. } = op {
+            tracing::trace!("{} - <<- MSG_PAYLOAD: [{:?}]", self.prefix(), s(payload));
         }
     }
 
@@ -916,4 +952,18 @@ impl From<AuthError> for CloseReason {
     fn from(_: AuthError) -> Self {
         CloseReason::AuthenticationViolation
     }
+}
+
+/// Masks the values of `pass`, `auth_token`, `sig` and `jwt` in a CONNECT JSON for logs.
+fn mask_secrets(json: &str) -> String {
+    let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str::<serde_json::Value>(json)
+    else {
+        return "[unparsable]".to_string();
+    };
+    for k in ["pass", "auth_token", "sig", "jwt"] {
+        if let Some(v) = m.get_mut(k) {
+            *v = serde_json::Value::String("[REDACTED]".into());
+        }
+    }
+    serde_json::Value::Object(m).to_string()
 }

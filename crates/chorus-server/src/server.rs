@@ -309,24 +309,32 @@ impl Server {
         for c in &clients {
             c.send_now(&line);
         }
-        let grace = opts.lame_duck_grace_period.min(opts.lame_duck_duration);
+        // Nobody to move: done (nats-server shuts down at once too).
+        if clients.is_empty() {
+            self.shutdown().await;
+            return;
+        }
+        let grace = opts.lame_duck_grace_period;
         tracing::info!("Waiting {:?} grace period before closing clients", grace);
         tokio::select! {
             _ = tokio::time::sleep(grace) => {}
             _ = inner.shutdown.cancelled() => {}
         }
+        tracing::info!("Closing existing clients");
         let clients: Vec<_> = inner.clients.lock().unwrap().values().cloned().collect();
-        let spread = opts.lame_duck_duration.saturating_sub(grace);
-        let n = clients.len().max(1) as u32;
-        let step = spread / n;
-        tracing::info!("Closing {} existing clients over {:?}", clients.len(), spread);
-        for c in clients {
+        // Spread the closes over what is left of the duration, at most 1 s apart, with some
+        // jitter (at least half the interval) so reconnects do not arrive in lockstep.
+        let spread = opts.lame_duck_duration.saturating_sub(grace).max(Duration::from_secs(1));
+        let step = (spread / clients.len().max(1) as u32).min(Duration::from_secs(1));
+        let last = clients.len().saturating_sub(1);
+        for (i, c) in clients.into_iter().enumerate() {
             if inner.shutdown.is_cancelled() {
                 break;
             }
-            c.close(CloseReason::LameDuckMode, true);
-            if !step.is_zero() {
-                tokio::time::sleep(step).await;
+            c.close(CloseReason::ServerShutdown, true);
+            if i < last && !step.is_zero() {
+                let jitter = rand::random_range(step / 2..=step);
+                tokio::time::sleep(jitter).await;
             }
         }
         self.shutdown().await;
