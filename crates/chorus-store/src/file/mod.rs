@@ -1,0 +1,892 @@
+//! [`Store`] (one RocksDB database per server) and [`FileStore`] (one stream in it).
+
+pub mod codec;
+
+use crate::engine::{Backend, Engine, IndexEntry, MsgMeta, SeqState, Summary};
+use crate::error::{Result, StoreError};
+use crate::types::{NewMessage, StorageKind, StoredMsg, SubjectState, file_msg_size};
+use codec::{
+    CF_MESSAGES, CF_META, CF_RAFT, CF_SUBJECTS, FORMAT_VERSION, META_NEXT_ID, META_VERSION,
+};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBRawIterator, Options, ReadOptions, WriteBatch,
+    WriteOptions,
+};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A failure to inject, for tests of the poisoning rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The next database write fails (as a full disk would).
+    FailNextWrite,
+    /// The next `sync` fails (as a failed fsync would).
+    FailNextSync,
+}
+
+/// State every handle of one database shares.
+struct Shared {
+    db: DB,
+    path: PathBuf,
+    poisoned: AtomicBool,
+    poison_reason: Mutex<Option<String>>,
+    fault: Mutex<Option<Fault>>,
+    /// Ids of streams with a live [`FileStore`].
+    open: Mutex<HashSet<u64>>,
+    /// Serialises stream creation, deletion and the id counter.
+    meta_lock: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("column families are created at open")
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            let reason = lock(&self.poison_reason).clone().unwrap_or_default();
+            return Err(StoreError::Poisoned(reason));
+        }
+        Ok(())
+    }
+
+    fn poison(&self, reason: String) {
+        let mut r = lock(&self.poison_reason);
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    fn take_fault(&self, which: Fault) -> bool {
+        let mut f = lock(&self.fault);
+        if *f == Some(which) {
+            *f = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Writes a batch atomically. Any failure poisons the store: the WAL may hold part of
+    /// what we meant, and only a restart (WAL replay) tells what.
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        self.check()?;
+        if self.take_fault(Fault::FailNextWrite) {
+            self.poison("write failed: injected fault".into());
+            return Err(StoreError::Injected("write"));
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch, &opts).map_err(|e| {
+            self.poison(format!("write failed: {e}"));
+            StoreError::Db(e)
+        })
+    }
+
+    /// fsyncs the WAL: everything written before is durable once this returns.
+    fn sync(&self) -> Result<()> {
+        self.check()?;
+        if self.take_fault(Fault::FailNextSync) {
+            self.poison("sync failed: injected fault".into());
+            return Err(StoreError::Injected("sync"));
+        }
+        self.db.flush_wal(true).map_err(|e| {
+            self.poison(format!("sync failed: {e}"));
+            StoreError::Db(e)
+        })
+    }
+
+    fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check()?;
+        match self.db.get_pinned_cf(self.cf(CF_META), key)? {
+            None => Ok(None),
+            Some(v) => match codec::unseal(key, &v) {
+                Some(body) => Ok(Some(body.to_vec())),
+                None => Err(StoreError::Corrupt {
+                    stream: String::from_utf8_lossy(key).into_owned(),
+                    seq: 0,
+                    detail: "metadata checksum mismatch".into(),
+                }),
+            },
+        }
+    }
+
+    /// A raw iterator over `cf` restricted to `[lo, hi)`.
+    fn iter(&self, cf: &str, lo: &[u8], hi: Option<Vec<u8>>) -> DBRawIterator<'_> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(lo.to_vec());
+        if let Some(hi) = hi {
+            ro.set_iterate_upper_bound(hi);
+        }
+        self.db.raw_iterator_cf_opt(self.cf(cf), ro)
+    }
+}
+
+/// The stream definition stored under `S<name>`.
+fn decode_stream_record(name: &str, body: &[u8]) -> Result<(u64, Vec<u8>)> {
+    if body.len() < 8 {
+        return Err(StoreError::Corrupt {
+            stream: name.to_owned(),
+            seq: 0,
+            detail: "stream record too short".into(),
+        });
+    }
+    let id = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+    Ok((id, body[8..].to_vec()))
+}
+
+/// What [`Store::repair_stream`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Sequences whose records failed verification and were deleted.
+    pub removed: Vec<u64>,
+    /// Records that verified and were kept (the subject index is rebuilt from them).
+    pub kept: u64,
+}
+
+/// One RocksDB database holding every file-backed stream of a server, their definitions and
+/// their consumers' state. Cheap to clone; the database closes when the last clone and the
+/// last [`FileStore`] are dropped.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.shared.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_keep_log_file_num(4);
+        opts.increase_parallelism(2);
+        let cfs = [CF_MESSAGES, CF_SUBJECTS, CF_META, CF_RAFT]
+            .into_iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, &path, cfs)?;
+        let shared = Arc::new(Shared {
+            db,
+            path,
+            poisoned: AtomicBool::new(false),
+            poison_reason: Mutex::new(None),
+            fault: Mutex::new(None),
+            open: Mutex::new(HashSet::new()),
+            meta_lock: Mutex::new(()),
+        });
+        let meta = shared.cf(CF_META);
+        match shared.db.get_cf(meta, META_VERSION)? {
+            Some(v) => {
+                let v = u32::from_le_bytes(v.as_slice().try_into().map_err(|_| {
+                    StoreError::Corrupt {
+                        stream: String::new(),
+                        seq: 0,
+                        detail: "format version record".into(),
+                    }
+                })?);
+                if v != FORMAT_VERSION {
+                    return Err(StoreError::Version(v));
+                }
+            }
+            None => {
+                let mut b = WriteBatch::default();
+                b.put_cf(meta, META_VERSION, FORMAT_VERSION.to_le_bytes());
+                shared.write(b, true)?;
+            }
+        }
+        Ok(Store { shared })
+    }
+
+    /// Directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Injects a failure into the next write or sync (tests of the poisoning rule).
+    pub fn inject_fault(&self, fault: Fault) {
+        *lock(&self.shared.fault) = Some(fault);
+    }
+
+    /// Why the store is poisoned, if it is.
+    pub fn poisoned(&self) -> Option<String> {
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            lock(&self.shared.poison_reason).clone()
+        } else {
+            None
+        }
+    }
+
+    /// Durability barrier for everything written through this database (all streams and
+    /// consumer states).
+    pub fn sync(&self) -> Result<()> {
+        self.shared.sync()
+    }
+
+    /// Names of the stored streams, sorted.
+    pub fn stream_names(&self) -> Result<Vec<String>> {
+        self.shared.check()?;
+        let prefix = codec::stream_meta_prefix();
+        let mut it = self.shared.iter(CF_META, &prefix, codec::prefix_end(&prefix));
+        it.seek(prefix);
+        let mut out = Vec::new();
+        while let Some(k) = it.key() {
+            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    fn stream_record(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        match self.shared.get_meta(&codec::stream_meta_key(name))? {
+            Some(body) => decode_stream_record(name, &body).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn stream_id(&self, name: &str) -> Result<u64> {
+        self.stream_record(name)?
+            .map(|(id, _)| id)
+            .ok_or_else(|| StoreError::StreamNotFound(name.to_owned()))
+    }
+
+    /// Creates a stream with its (opaque) config blob and opens it. The definition is
+    /// synced before this returns.
+    pub fn create_stream(&self, name: &str, config: &[u8]) -> Result<FileStore> {
+        let _g = lock(&self.shared.meta_lock);
+        if self.stream_record(name)?.is_some() {
+            return Err(StoreError::StreamExists(name.to_owned()));
+        }
+        let next = match self.shared.get_meta(META_NEXT_ID)? {
+            Some(v) if v.len() == 8 => u64::from_le_bytes(v.as_slice().try_into().expect("8")),
+            Some(_) => {
+                return Err(StoreError::Corrupt {
+                    stream: name.to_owned(),
+                    seq: 0,
+                    detail: "stream id counter".into(),
+                });
+            }
+            None => 1,
+        };
+        let meta = self.shared.cf(CF_META);
+        let mut b = WriteBatch::default();
+        b.put_cf(meta, META_NEXT_ID, codec::seal(META_NEXT_ID, &(next + 1).to_le_bytes()));
+        let key = codec::stream_meta_key(name);
+        let mut body = next.to_le_bytes().to_vec();
+        body.extend_from_slice(config);
+        b.put_cf(meta, &key, codec::seal(&key, &body));
+        let skey = codec::seqs_key(next);
+        b.put_cf(meta, skey, codec::seal(&skey, &codec::encode_seqs(&SeqState::default())));
+        self.shared.write(b, true)?;
+        self.open_id(name, next)
+    }
+
+    /// Opens a stored stream, rebuilding its summary from the subject index.
+    pub fn open_stream(&self, name: &str) -> Result<FileStore> {
+        let id = self.stream_id(name)?;
+        self.open_id(name, id)
+    }
+
+    fn open_id(&self, name: &str, id: u64) -> Result<FileStore> {
+        if !lock(&self.shared.open).insert(id) {
+            return Err(StoreError::StreamOpen(name.to_owned()));
+        }
+        let backend = FileBackend {
+            shared: self.shared.clone(),
+            id,
+            name: name.to_owned(),
+            batch: WriteBatch::default(),
+            dirty: false,
+            pending_puts: BTreeMap::new(),
+            pending_dels: HashSet::new(),
+            cleared: false,
+            erase: Vec::new(),
+            corrupt: Mutex::new(BTreeSet::new()),
+        };
+        // On error the backend drops here and unregisters itself.
+        let summary = backend.recover()?;
+        Ok(FileStore { engine: Engine::new(backend, summary) })
+    }
+
+    /// The config blob given at creation or by the last [`Store::set_stream_config`].
+    pub fn stream_config(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.stream_record(name)?.map(|(_, cfg)| cfg))
+    }
+
+    /// Replaces a stream's config blob (synced).
+    pub fn set_stream_config(&self, name: &str, config: &[u8]) -> Result<()> {
+        let _g = lock(&self.shared.meta_lock);
+        let id = self.stream_id(name)?;
+        let key = codec::stream_meta_key(name);
+        let mut body = id.to_le_bytes().to_vec();
+        body.extend_from_slice(config);
+        let mut b = WriteBatch::default();
+        b.put_cf(self.shared.cf(CF_META), &key, codec::seal(&key, &body));
+        self.shared.write(b, true)
+    }
+
+    /// Deletes a stream that is not open: messages, index, definition, consumers (synced).
+    /// Returns whether it existed.
+    pub fn delete_stream(&self, name: &str) -> Result<bool> {
+        let _g = lock(&self.shared.meta_lock);
+        let Some((id, _)) = self.stream_record(name)? else { return Ok(false) };
+        if lock(&self.shared.open).contains(&id) {
+            return Err(StoreError::StreamOpen(name.to_owned()));
+        }
+        let mut b = WriteBatch::default();
+        destroy_into(&self.shared, &mut b, id, name);
+        self.shared.write(b, true)?;
+        Ok(true)
+    }
+
+    /// Stores a consumer's state blob. Durable after the next sync.
+    pub fn put_consumer_state(&self, stream: &str, consumer: &str, state: &[u8]) -> Result<()> {
+        let id = self.stream_id(stream)?;
+        let key = codec::consumer_key(id, consumer);
+        let mut b = WriteBatch::default();
+        b.put_cf(self.shared.cf(CF_META), &key, codec::seal(&key, state));
+        self.shared.write(b, false)
+    }
+
+    /// A consumer's state blob.
+    pub fn consumer_state(&self, stream: &str, consumer: &str) -> Result<Option<Vec<u8>>> {
+        let id = self.stream_id(stream)?;
+        self.shared.get_meta(&codec::consumer_key(id, consumer))
+    }
+
+    /// Every consumer of a stream with its state blob, by name.
+    pub fn consumer_states(&self, stream: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let id = self.stream_id(stream)?;
+        let prefix = codec::consumer_prefix(id);
+        let mut it = self.shared.iter(CF_META, &prefix, codec::prefix_end(&prefix));
+        it.seek(prefix);
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let body = codec::unseal(k, v).ok_or_else(|| StoreError::Corrupt {
+                stream: stream.to_owned(),
+                seq: 0,
+                detail: format!("consumer {name:?} state checksum mismatch"),
+            })?;
+            out.push((name, body.to_vec()));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Deletes a consumer's state; returns whether there was one.
+    pub fn delete_consumer_state(&self, stream: &str, consumer: &str) -> Result<bool> {
+        let id = self.stream_id(stream)?;
+        let key = codec::consumer_key(id, consumer);
+        if self.shared.get_meta(&key)?.is_none() {
+            return Ok(false);
+        }
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.shared.cf(CF_META), &key);
+        self.shared.write(b, false)?;
+        Ok(true)
+    }
+
+    /// Verifies every record of a stream that is not open, deletes the ones that fail and
+    /// rebuilds the subject index from the rest, in one synced write. This is the explicit
+    /// recovery step after [`StoreError::Corrupt`]; nothing calls it implicitly.
+    pub fn repair_stream(&self, name: &str) -> Result<RepairReport> {
+        let _g = lock(&self.shared.meta_lock);
+        let id = self.stream_id(name)?;
+        if lock(&self.shared.open).contains(&id) {
+            return Err(StoreError::StreamOpen(name.to_owned()));
+        }
+        let sh = &self.shared;
+        let (lo, hi) = codec::stream_range(id);
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(sh.cf(CF_SUBJECTS), lo, hi);
+        let mut report = RepairReport::default();
+        let mut max_seq = 0;
+        let mut it = sh.iter(CF_MESSAGES, &lo, Some(hi.to_vec()));
+        it.seek(lo);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let seq = codec::message_key_seq(k);
+            match seq.map(|s| (s, codec::decode_message(k, s, v))) {
+                Some((seq, Ok(m))) => {
+                    let size = file_msg_size(
+                        m.subject.len(),
+                        m.headers.as_ref().map_or(0, |h| h.len()),
+                        m.payload.len(),
+                    );
+                    let expires = m.ttl.expires_at(m.timestamp).unwrap_or(0);
+                    let ik = codec::subject_key(id, &m.subject, seq);
+                    b.put_cf(sh.cf(CF_SUBJECTS), &ik, codec::encode_index(&ik, size, expires));
+                    report.kept += 1;
+                    max_seq = max_seq.max(seq);
+                }
+                other => {
+                    report.removed.push(other.map_or(0, |(s, _)| s));
+                    b.delete_cf(sh.cf(CF_MESSAGES), k);
+                }
+            }
+            it.next();
+        }
+        it.status()?;
+        drop(it);
+        // Keep the watermarks; rebuild them if they are damaged too.
+        let skey = codec::seqs_key(id);
+        let seqs = match sh.get_meta(&skey) {
+            Ok(Some(v)) => codec::decode_seqs(&v),
+            _ => None,
+        };
+        let mut seqs = seqs.unwrap_or_default();
+        seqs.last_seq = seqs.last_seq.max(max_seq);
+        b.put_cf(sh.cf(CF_META), skey, codec::seal(&skey, &codec::encode_seqs(&seqs)));
+        sh.write(b, true)?;
+        Ok(report)
+    }
+}
+
+/// Adds the deletion of every key of stream `id` to `b`.
+fn destroy_into(sh: &Shared, b: &mut WriteBatch, id: u64, name: &str) {
+    let (lo, hi) = codec::stream_range(id);
+    b.delete_range_cf(sh.cf(CF_MESSAGES), lo, hi);
+    b.delete_range_cf(sh.cf(CF_SUBJECTS), lo, hi);
+    let meta = sh.cf(CF_META);
+    b.delete_cf(meta, codec::stream_meta_key(name));
+    b.delete_cf(meta, codec::seqs_key(id));
+    let cp = codec::consumer_prefix(id);
+    if let Some(end) = codec::prefix_end(&cp) {
+        b.delete_range_cf(meta, cp.as_slice(), end.as_slice());
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PendingMeta {
+    subject: String,
+    size: u64,
+    ts: i64,
+    expires: i64,
+    ttl_never: bool,
+}
+
+/// Backend of [`FileStore`]. Mutations accumulate in one `WriteBatch`; an overlay of the
+/// batch's puts and deletes lets the engine read its own writes before the commit.
+pub(crate) struct FileBackend {
+    shared: Arc<Shared>,
+    id: u64,
+    name: String,
+    batch: WriteBatch,
+    dirty: bool,
+    /// Messages put in the pending batch (always newer than any committed one).
+    pending_puts: BTreeMap<u64, PendingMeta>,
+    /// Committed messages deleted in the pending batch.
+    pending_dels: HashSet<u64>,
+    /// The pending batch starts with a range delete of the whole stream.
+    cleared: bool,
+    /// Sequences to compact away after the commit (erase).
+    erase: Vec<u64>,
+    corrupt: Mutex<BTreeSet<u64>>,
+}
+
+impl Drop for FileBackend {
+    fn drop(&mut self) {
+        lock(&self.shared.open).remove(&self.id);
+    }
+}
+
+impl FileBackend {
+    fn corrupt_err(&self, seq: u64, detail: String) -> StoreError {
+        lock(&self.corrupt).insert(seq);
+        StoreError::Corrupt { stream: self.name.clone(), seq, detail }
+    }
+
+    fn committed_visible(&self, seq: u64) -> bool {
+        !self.cleared && !self.pending_dels.contains(&seq)
+    }
+
+    /// Rebuilds the summary from the subject index and the sequence watermarks.
+    fn recover(&self) -> Result<Summary> {
+        let sh = &self.shared;
+        sh.check()?;
+        let skey = codec::seqs_key(self.id);
+        let seqs = match sh.get_meta(&skey) {
+            Ok(Some(v)) => codec::decode_seqs(&v)
+                .ok_or_else(|| self.corrupt_err(0, "sequence watermarks record".into()))?,
+            Ok(None) => SeqState::default(),
+            Err(StoreError::Corrupt { .. }) => {
+                return Err(self.corrupt_err(0, "sequence watermarks checksum".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut s = Summary::default();
+        let mut present: Vec<u64> = Vec::new();
+        let (lo, hi) = codec::stream_range(self.id);
+        let mut it = sh.iter(CF_SUBJECTS, &lo, Some(hi.to_vec()));
+        it.seek(lo);
+        // Entries come grouped by subject, each group in sequence order.
+        let mut cur: Option<(Vec<u8>, SubjectState)> = None;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (subject, seq) = codec::parse_subject_key(k)
+                .ok_or_else(|| self.corrupt_err(0, "malformed subject index key".into()))?;
+            let e = codec::decode_index(k, seq, v)
+                .map_err(|d| self.corrupt_err(seq, format!("subject index: {d}")))?;
+            match &mut cur {
+                Some((name, ss)) if name.as_slice() == subject => {
+                    ss.msgs += 1;
+                    ss.last = seq;
+                }
+                _ => {
+                    if let Some((name, ss)) = cur.take() {
+                        s.subjects.insert(self.subject_string(name)?, ss);
+                    }
+                    cur = Some((subject.to_vec(), SubjectState { msgs: 1, first: seq, last: seq }));
+                }
+            }
+            s.msgs += 1;
+            s.bytes += e.size;
+            if e.expires != 0 {
+                s.ttl.insert((e.expires, seq));
+            }
+            present.push(seq);
+            it.next();
+        }
+        it.status()?;
+        drop(it);
+        if let Some((name, ss)) = cur {
+            s.subjects.insert(self.subject_string(name)?, ss);
+        }
+        s.last_seq = seqs.last_seq;
+        s.last_ts = seqs.last_ts;
+        if present.is_empty() {
+            s.first_seq = seqs.first_seq;
+            return Ok(s);
+        }
+        present.sort_unstable();
+        let max = *present.last().expect("non-empty");
+        if max > seqs.last_seq {
+            return Err(self.corrupt_err(max, "record beyond the last sequence".into()));
+        }
+        s.first_seq = present[0];
+        for w in present.windows(2) {
+            s.deleted.extend(w[0] + 1..w[1]);
+        }
+        s.deleted.extend(max + 1..=s.last_seq);
+        let first = self
+            .meta(s.first_seq)?
+            .ok_or_else(|| self.corrupt_err(s.first_seq, "indexed record missing".into()))?;
+        s.first_ts = first.ts;
+        Ok(s)
+    }
+
+    fn subject_string(&self, raw: Vec<u8>) -> Result<String> {
+        String::from_utf8(raw).map_err(|_| self.corrupt_err(0, "subject is not UTF-8".into()))
+    }
+
+    fn index_iter(&self, subject: &str) -> (DBRawIterator<'_>, Vec<u8>) {
+        let prefix = codec::subject_prefix(self.id, subject);
+        let it = self.shared.iter(CF_SUBJECTS, &prefix, codec::prefix_end(&prefix));
+        (it, prefix)
+    }
+}
+
+impl Backend for FileBackend {
+    fn kind(&self) -> StorageKind {
+        StorageKind::File
+    }
+
+    fn stream_name(&self) -> &str {
+        &self.name
+    }
+
+    fn msg_size(&self, subject_len: usize, headers_len: usize, payload_len: usize) -> u64 {
+        file_msg_size(subject_len, headers_len, payload_len)
+    }
+
+    fn check(&self) -> Result<()> {
+        self.shared.check()
+    }
+
+    fn load(&self, seq: u64) -> Result<Option<StoredMsg>> {
+        let key = codec::message_key(self.id, seq);
+        match self.shared.db.get_pinned_cf(self.shared.cf(CF_MESSAGES), key)? {
+            None => Ok(None),
+            Some(v) => {
+                codec::decode_message(&key, seq, &v).map(Some).map_err(|d| self.corrupt_err(seq, d))
+            }
+        }
+    }
+
+    fn meta(&self, seq: u64) -> Result<Option<MsgMeta>> {
+        if let Some(p) = self.pending_puts.get(&seq) {
+            return Ok(Some(MsgMeta {
+                subject: p.subject.clone(),
+                size: p.size,
+                ts: p.ts,
+                expires: p.expires,
+                ttl_never: p.ttl_never,
+            }));
+        }
+        if !self.committed_visible(seq) {
+            return Ok(None);
+        }
+        let key = codec::message_key(self.id, seq);
+        match self.shared.db.get_pinned_cf(self.shared.cf(CF_MESSAGES), key)? {
+            None => Ok(None),
+            Some(v) => codec::decode_meta(&key, &v).map(Some).map_err(|d| self.corrupt_err(seq, d)),
+        }
+    }
+
+    fn subject_first(&self, subject: &str, from: u64) -> Result<Option<u64>> {
+        if !self.cleared {
+            let (mut it, prefix) = self.index_iter(subject);
+            let mut start = prefix.clone();
+            start.extend_from_slice(&from.to_be_bytes());
+            it.seek(&start);
+            while let Some(k) = it.key() {
+                let seq = u64::from_be_bytes(k[prefix.len()..].try_into().expect("8 bytes"));
+                if !self.pending_dels.contains(&seq) {
+                    return Ok(Some(seq));
+                }
+                it.next();
+            }
+            it.status()?;
+        }
+        Ok(self.pending_puts.range(from..).find(|(_, p)| p.subject == subject).map(|(s, _)| *s))
+    }
+
+    fn subject_last(&self, subject: &str, upto: u64) -> Result<Option<u64>> {
+        if let Some((s, _)) =
+            self.pending_puts.range(..=upto).rev().find(|(_, p)| p.subject == subject)
+        {
+            return Ok(Some(*s));
+        }
+        if self.cleared {
+            return Ok(None);
+        }
+        let (mut it, prefix) = self.index_iter(subject);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&upto.to_be_bytes());
+        it.seek_for_prev(&start);
+        while let Some(k) = it.key() {
+            let seq = u64::from_be_bytes(k[prefix.len()..].try_into().expect("8 bytes"));
+            if !self.pending_dels.contains(&seq) {
+                return Ok(Some(seq));
+            }
+            it.prev();
+        }
+        it.status()?;
+        Ok(None)
+    }
+
+    fn subject_entries(
+        &self,
+        subject: &str,
+        from: u64,
+        upto: u64,
+        f: &mut dyn FnMut(IndexEntry) -> bool,
+    ) -> Result<()> {
+        if from > upto {
+            return Ok(());
+        }
+        if !self.cleared {
+            let (mut it, prefix) = self.index_iter(subject);
+            let mut start = prefix.clone();
+            start.extend_from_slice(&from.to_be_bytes());
+            it.seek(&start);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let seq = u64::from_be_bytes(k[prefix.len()..].try_into().expect("8 bytes"));
+                if seq > upto {
+                    return Ok(());
+                }
+                if !self.pending_dels.contains(&seq) {
+                    let e = codec::decode_index(k, seq, v)
+                        .map_err(|d| self.corrupt_err(seq, format!("subject index: {d}")))?;
+                    if !f(e) {
+                        return Ok(());
+                    }
+                }
+                it.next();
+            }
+            it.status()?;
+        }
+        for (&seq, p) in self.pending_puts.range(from..=upto) {
+            if p.subject == subject && !f(IndexEntry { seq, size: p.size, expires: p.expires }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan(&self, from: u64, upto: u64, f: &mut dyn FnMut(StoredMsg) -> bool) -> Result<()> {
+        if from > upto {
+            return Ok(());
+        }
+        let lo = codec::message_key(self.id, from);
+        let hi = match upto.checked_add(1) {
+            Some(end) => codec::message_key(self.id, end).to_vec(),
+            None => codec::stream_range(self.id).1.to_vec(),
+        };
+        let mut it = self.shared.iter(CF_MESSAGES, &lo, Some(hi));
+        it.seek(lo);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let seq = codec::message_key_seq(k).unwrap_or(0);
+            let m = codec::decode_message(k, seq, v).map_err(|d| self.corrupt_err(seq, d))?;
+            if !f(m) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    fn put(&mut self, seq: u64, msg: &NewMessage<'_>, size: u64, expires: i64) -> Result<()> {
+        let key = codec::message_key(self.id, seq);
+        let value = codec::encode_message(
+            &key,
+            msg.subject,
+            msg.headers,
+            msg.payload,
+            msg.timestamp,
+            msg.ttl,
+        );
+        self.batch.put_cf(self.shared.cf(CF_MESSAGES), key, value);
+        let ik = codec::subject_key(self.id, msg.subject, seq);
+        self.batch.put_cf(
+            self.shared.cf(CF_SUBJECTS),
+            &ik,
+            codec::encode_index(&ik, size, expires),
+        );
+        self.pending_puts.insert(
+            seq,
+            PendingMeta {
+                subject: msg.subject.to_owned(),
+                size,
+                ts: msg.timestamp,
+                expires,
+                ttl_never: msg.ttl == crate::types::MsgTtl::Never,
+            },
+        );
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn remove(&mut self, seq: u64, subject: &str, erase: bool) -> Result<()> {
+        self.batch.delete_cf(self.shared.cf(CF_MESSAGES), codec::message_key(self.id, seq));
+        self.batch
+            .delete_cf(self.shared.cf(CF_SUBJECTS), codec::subject_key(self.id, subject, seq));
+        if self.pending_puts.remove(&seq).is_none() {
+            self.pending_dels.insert(seq);
+        }
+        if erase {
+            self.erase.push(seq);
+        }
+        lock(&self.corrupt).remove(&seq);
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        let (lo, hi) = codec::stream_range(self.id);
+        self.batch.delete_range_cf(self.shared.cf(CF_MESSAGES), lo, hi);
+        self.batch.delete_range_cf(self.shared.cf(CF_SUBJECTS), lo, hi);
+        self.pending_puts.clear();
+        self.pending_dels.clear();
+        self.cleared = true;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn commit(&mut self, seqs: &SeqState) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        // The watermarks ride in every batch, so they are exactly as durable as the records.
+        let skey = codec::seqs_key(self.id);
+        self.batch.put_cf(
+            self.shared.cf(CF_META),
+            skey,
+            codec::seal(&skey, &codec::encode_seqs(seqs)),
+        );
+        let batch = std::mem::take(&mut self.batch);
+        let erase = std::mem::take(&mut self.erase);
+        self.abort();
+        self.shared.write(batch, false)?;
+        {
+            let mut c = lock(&self.corrupt);
+            if seqs.first_seq > 0 {
+                *c = c.split_off(&seqs.first_seq);
+            }
+        }
+        let cf = self.shared.cf(CF_MESSAGES);
+        for seq in erase {
+            // Rewrites the SST files holding older versions of the record; the WAL keeps its
+            // copy until it is recycled.
+            let lo = codec::message_key(self.id, seq);
+            let hi = codec::message_key(self.id, seq + 1);
+            self.shared.db.compact_range_cf(cf, Some(lo), Some(hi));
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        self.batch.clear();
+        self.pending_puts.clear();
+        self.pending_dels.clear();
+        self.cleared = false;
+        self.erase.clear();
+        self.dirty = false;
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.shared.sync()
+    }
+
+    fn destroy(&mut self) -> Result<()> {
+        self.abort();
+        let _g = lock(&self.shared.meta_lock);
+        let mut b = WriteBatch::default();
+        destroy_into(&self.shared, &mut b, self.id, &self.name);
+        self.shared.write(b, true)
+    }
+
+    fn corrupt_seen(&self) -> Vec<u64> {
+        lock(&self.corrupt).iter().copied().collect()
+    }
+}
+
+/// One file-backed stream, opened through [`Store::create_stream`] or [`Store::open_stream`].
+/// Sizes follow nats-server's file store accounting ([`file_msg_size`]).
+pub struct FileStore {
+    pub(crate) engine: Engine<FileBackend>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.engine.backend();
+        f.debug_struct("FileStore").field("stream", &b.name).field("id", &b.id).finish()
+    }
+}
+
+impl FileStore {
+    /// The stream's numeric id: the first 8 bytes (big-endian) of its keys.
+    pub fn stream_id(&self) -> u64 {
+        self.engine.backend().id
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.engine.backend().name
+    }
+}
