@@ -19,14 +19,22 @@
 //!   preconditions from headers, the duplicate window, PubAcks), [`stream::headers`]
 //!   (header blocks the way nats-server scans them), [`stream::transform`] (subject
 //!   transform validity) and [`stream::metadata`] (`_nats.*` versioning keys).
+//! - [`consumer`]: consumers as pure rules and a state machine: [`consumer::config`] and
+//!   [`consumer::check`] (config, defaults, create/update decisions), [`consumer::api`]
+//!   (`ConsumerInfo` and responses), [`consumer::state`] (one consumer: events in, actions
+//!   out: deliveries, pull statuses, acks, redelivery, advisories), [`consumer::persist`]
+//!   (the durable state and its snapshot).
 //! - [`go`]: the Go encodings the reference's bytes depend on (JSON escaping, RFC 3339 times,
 //!   durations, base64).
 //!
 //! `tests/reference.rs` replays requests and publishes recorded from nats-server v2.15.2
 //! (`tools/capture_reference.py`, including what the `nats` CLI and nats.js send) and
-//! compares our answers with the reference's.
+//! compares our answers with the reference's; `tests/consumer_reference.rs` does the same
+//! for consumers (`tools/capture_consumers.py`: API requests, pulls, acks, advisories, on the
+//! recording's clock).
 
 pub mod api;
+pub mod consumer;
 pub mod go;
 pub mod stream;
 
