@@ -10,12 +10,14 @@ Scenario kinds (one directory each under scenarios/):
   cli/*.txt   the `nats` CLI, one command per line (see README.md)
   js/*.mjs    nats.js v3 scripts printing one JSON observation
   rust/*.rs   async-nats scenarios compiled into the chorus-conformance binary
+  browser/*.mjs  nats.ws inside Chromium (js/browser.mjs), over the WebSocket listener
 
 Stdlib only (Python 3.11). Binaries come from the environment, set by ./run:
   NATS_SERVER_BIN  reference nats-server (default: GOBIN, GOPATH/bin, ~/go/bin, PATH)
   CHORUS_BIN       server under test (default: $CARGO_TARGET_DIR or target/, release/chorus)
   NATS_BIN         nats CLI (found like nats-server)     NODE_BIN  node (default: node)
   CONFORMANCE_RUST_BIN  chorus-conformance binary (default: target dir, debug/)
+  CHROMIUM_BIN     browser for browser/ scenarios (default: /usr/bin/chromium)
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ from collections.abc import Callable
 ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
 WORK = ROOT / ".work"
-KINDS = ("raw", "cli", "js", "rust")
+KINDS = ("raw", "cli", "js", "rust", "browser")
 REF_LABEL = "nats-server"
 SUT_LABEL = "chorus"
 
-DEFAULT_TIMEOUT = {"raw": 20.0, "cli": 60.0, "js": 60.0, "rust": 60.0}
+DEFAULT_TIMEOUT = {"raw": 20.0, "cli": 60.0, "js": 60.0, "rust": 60.0, "browser": 90.0}
+# The test PKI of chorus-server's tests: wss scenarios use its server certificate.
+CERTS = ROOT.parent / "crates" / "chorus-server" / "tests" / "certs"
 STEP_TIMEOUT = 5.0  # one barrier, one INFO, one CLI await: longer means the server hung
 QUIET_MS = 300  # a quiet period only ever ends reads where the server is expected to stay silent
 
@@ -103,7 +107,9 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.monitor_port = 0
+        self.ws_port = 0  # set from the scenario's config (browser scenarios)
         self.log_path = workdir / f"{label}.log"
+        self.starts: list[tuple[Path, list[str]]] = []
 
     @property
     def url(self) -> str:
@@ -113,11 +119,15 @@ class Server:
     def monitor_url(self) -> str:
         return f"http://127.0.0.1:{self.monitor_port}"
 
-    def start(self, config: Path, flags: list[str], deadline: float) -> None:
-        self.port = free_port()
-        self.monitor_port = free_port()
-        while self.monitor_port == self.port:
+    def start(self, config: Path, flags: list[str], deadline: float, same_ports: bool = False) -> None:
+        if not same_ports:
+            self.port = free_port()
+            while self.port == self.ws_port:
+                self.port = free_port()
             self.monitor_port = free_port()
+            while self.monitor_port in (self.port, self.ws_port):
+                self.monitor_port = free_port()
+        self.starts.append((config, list(flags)))
         extra = list(flags)
         if ("-js" in extra or "--jetstream" in extra) and "-sd" not in extra:
             extra += ["-sd", str(self.workdir / f"{self.label}-store")]
@@ -125,7 +135,7 @@ class Server:
             self.binary, "-c", str(config), "-a", "127.0.0.1",
             "-p", str(self.port), "-m", str(self.monitor_port), *extra,
         ]  # fmt: skip
-        log = open(self.log_path, "wb")
+        log = open(self.log_path, "ab" if same_ports else "wb")
         log.write(f"# {shlex.join(cmd)}\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
@@ -139,10 +149,12 @@ class Server:
                 raise ServerStartError(
                     f"{self.label} exited with {self.proc.returncode} at start: {self.log_tail()}"
                 )
-            up = is_listening(self.port)
+            ports = [self.port] + ([self.ws_port] if self.ws_port else [])
+            up = all(is_listening(p) for p in ports) if is_listening(self.port) is not None else None
             if up is None:  # no /proc: fall back to a probe connection
                 try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    for p in ports:
+                        socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
                     up = True
                 except OSError:
                     up = False
@@ -153,6 +165,12 @@ class Server:
                     f"{self.label} not listening on {self.port}: {self.log_tail()}"
                 )
             time.sleep(0.01)
+
+    def restart(self, deadline: float) -> None:
+        """Stop, then start again with the same config, flags and ports (clients reconnect)."""
+        config, flags = self.starts[-1]
+        self.stop()
+        self.start(config, flags, deadline, same_ports=True)
 
     def log_tail(self, n: int = 6) -> str:
         try:
@@ -261,6 +279,10 @@ class Scenario:
     timeout: float = 0.0
     skip: str | None = None  # reason, printed; only for things the environment lacks
     broken: str | None = None  # cannot run at all (e.g. its binary failed to build): a failure
+    websocket: str = "ws"  # browser scenarios: "ws" or "wss" (TLS with the test PKI)
+    ws_port: int = 0  # browser scenarios: the WebSocket port both servers get, in turn
+    ws_config: str = ""  # browser scenarios: extra lines inside the websocket block
+    runtime: str = "chromium"  # browser scenarios: "chromium" (nats.ws) or "node" (nats.js v3)
 
     @property
     def id(self) -> str:
@@ -276,7 +298,10 @@ class Context:
 
     @property
     def ports(self) -> dict[int, str]:
-        return {self.server.port: "<port>", self.server.monitor_port: "<monitor-port>"}
+        ports = {self.server.port: "<port>", self.server.monitor_port: "<monitor-port>"}
+        if self.server.ws_port:
+            ports[self.server.ws_port] = "<ws-port>"
+        return ports
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -1042,10 +1067,22 @@ def parse_comment_header(sc: Scenario) -> None:
             continue
         if not s.startswith("//"):
             break
-        m = re.match(r"//!\s*(config|flags|timeout|skip):\s?(.*)$", s)
+        m = re.match(
+            r"//!\s*(config|flags|timeout|skip|websocket|websocket-config|runtime):\s?(.*)$", s
+        )
         if m:
             if m.group(1) == "skip":
                 sc.skip = m.group(2).strip()
+            elif m.group(1) == "websocket":
+                if m.group(2).strip() not in ("ws", "wss"):
+                    raise ScenarioSyntaxError(f"websocket: {m.group(2).strip()!r} (ws or wss)")
+                sc.websocket = m.group(2).strip()
+            elif m.group(1) == "runtime":
+                if m.group(2).strip() not in ("chromium", "node"):
+                    raise ScenarioSyntaxError(f"runtime: {m.group(2).strip()!r} (chromium or node)")
+                sc.runtime = m.group(2).strip()
+            elif m.group(1) == "websocket-config":
+                sc.ws_config += f"  {m.group(2).strip()}\n"
             else:
                 parse_header_line(sc, m.group(1), m.group(2).rstrip())
 
@@ -1091,6 +1128,105 @@ def run_js(sc: Scenario, ctx: Context) -> Outcome:
     return run_json_program([node, str(sc.path)], env, ctx)
 
 
+def chromium_bin() -> str:
+    return os.environ.get("CHROMIUM_BIN") or "/usr/bin/chromium"
+
+
+def run_browser(sc: Scenario, ctx: Context) -> Outcome:
+    """js/browser.mjs runs the scenario in Chromium. It may ask for a server restart mid-run
+    (`@@restart` on stdout, answered `ok` on stdin); its last stdout line is the observation."""
+    import selectors
+
+    out = Outcome()
+    scheme = sc.websocket
+    env = dict(os.environ)
+    env.update(
+        NATS_WS_URL=f"{scheme}://127.0.0.1:{ctx.server.ws_port}",
+        NATS_URL=ctx.server.url,
+        BROWSER_SCENARIO_TIMEOUT_MS=str(int(max(1.0, ctx.remaining() - 2) * 1000)),
+    )
+    if scheme == "wss":
+        env["NATS_WS_CERT"] = str(CERTS / "server.pem")
+    node = os.environ.get("NODE_BIN", "node")
+    argv = [node, str(ROOT / "js" / "browser.mjs"), str(sc.path)]
+    if sc.runtime == "node":
+        argv.insert(2, "--node")
+    proc = subprocess.Popen(
+        argv, env=env, cwd=ctx.workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout and proc.stdin and proc.stderr
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    stdout, stderr, pending = [], b"", b""
+    open_streams = 2
+    try:
+        while open_streams:
+            left = ctx.remaining()
+            if left <= 0:
+                kill_group(proc)
+                out.lines.append("<timeout>")
+                tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
+                out.problem(f"timed out {' | '.join(tail)}")
+                return out
+            for key, _ in sel.select(timeout=min(left, 0.5)):
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                if key.data == "err":
+                    stderr += chunk
+                    continue
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    text = line.decode(errors="replace")
+                    if text == "@@restart":
+                        try:
+                            ctx.server.restart(time.monotonic() + 10)
+                            answer = "ok"
+                        except ServerStartError as e:
+                            answer = f"restart failed: {e}"
+                            out.problem(answer)
+                        proc.stdin.write((answer + "\n").encode())
+                        proc.stdin.flush()
+                    else:
+                        stdout.append(text)
+        proc.wait(timeout=max(1.0, ctx.remaining()))
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        out.problem("browser driver did not exit")
+        return out
+    finally:
+        sel.close()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+    err_text = stderr.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        out.lines.append(f"exit={proc.returncode}")
+        head = " | ".join(ln.strip() for ln in err_text.splitlines()[:2])
+        out.problem(f"exited {proc.returncode}: {head}")
+        if ctx.verbose:
+            out.lines += [f"stderr| {ln}" for ln in err_text.splitlines()]
+        return out
+    try:
+        obs = json.loads(stdout[-1]) if stdout else None
+    except ValueError:
+        obs = None
+    if obs is None:
+        out.problem(f"no JSON observation on stdout: {' '.join(stdout)[-200:]!r}")
+        return out
+    out.lines = json_lines(normalise_json(obs, ctx.ports)) + out.lines
+    if ctx.verbose and err_text:
+        out.lines += [f"stderr| {ln}" for ln in err_text.splitlines()]
+    return out
+
+
 def rust_bin() -> Path | None:
     explicit = os.environ.get("CONFORMANCE_RUST_BIN")
     if explicit:
@@ -1116,8 +1252,9 @@ RUNNERS: dict[str, Callable[[Scenario, Context], Outcome]] = {
     "cli": run_cli,
     "js": run_js,
     "rust": run_rust,
+    "browser": run_browser,
 }
-PATTERNS = {"raw": "*.txt", "cli": "*.txt", "js": "*.mjs", "rust": "*.rs"}
+PATTERNS = {"raw": "*.txt", "cli": "*.txt", "js": "*.mjs", "rust": "*.rs", "browser": "*.mjs"}
 
 
 def discover(filter_: str | None) -> list[Scenario]:
@@ -1130,8 +1267,11 @@ def discover(filter_: str | None) -> list[Scenario]:
             if filter_ and filter_ not in sc.id:
                 continue
             load_sibling_conf(sc)
-            if kind in ("js", "rust"):
-                parse_comment_header(sc)
+            if kind in ("js", "rust", "browser"):
+                try:
+                    parse_comment_header(sc)
+                except ScenarioSyntaxError as e:
+                    sc.broken = str(e)
             else:
                 read_text_headers(sc)
             if kind == "rust" and os.environ.get("CONFORMANCE_RUST_BUILD_FAILED"):
@@ -1140,6 +1280,11 @@ def discover(filter_: str | None) -> list[Scenario]:
                 sc.skip = "chorus-conformance binary not built (proto-conformance/run builds it)"
             if kind == "js" and sc.skip is None and not (ROOT / "js" / "node_modules").is_dir():
                 sc.skip = "proto-conformance/js/node_modules missing (proto-conformance/install)"
+            if kind == "browser" and sc.skip is None:
+                if not (ROOT / "js" / "node_modules" / "playwright-core").is_dir():
+                    sc.skip = "playwright-core missing in js/node_modules (proto-conformance/install)"
+                elif sc.runtime == "chromium" and not Path(chromium_bin()).is_file():
+                    sc.skip = f"no {chromium_bin()} (proto-conformance/install --browser)"
             if (
                 kind == "cli"
                 and sc.skip is None
@@ -1157,6 +1302,7 @@ def run_one(sc: Scenario, label: str, binary: str, workdir: Path, verbose: bool)
     timeout = sc.timeout or DEFAULT_TIMEOUT[sc.kind]
     deadline = time.monotonic() + timeout
     server = Server(label, binary, sdir)
+    server.ws_port = sc.ws_port
     try:
         config = workdir / "server.conf"
         try:
@@ -1182,7 +1328,19 @@ def prepare_config(sc: Scenario, workdir: Path) -> None:
     """One config file, written before either server starts; both servers get this very file."""
     if sc.kind == "raw":
         parse_raw(sc)  # syntax errors show before any server starts
-    body = f"# generated by proto-conformance for {sc.id}\n{sc.config}"
+    if sc.kind == "browser":
+        # nats-server has no flag for the WebSocket port: it goes in the config, and the two
+        # servers (which run one after the other) get the same one.
+        sc.ws_port = free_port()
+        tls = (
+            f'  tls {{ cert_file: "{CERTS / "server.pem"}", key_file: "{CERTS / "server-key.pem"}" }}\n'
+            if sc.websocket == "wss"
+            else "  no_tls: true\n"
+        )
+        ws_block = f'websocket {{\n  listen: "127.0.0.1:{sc.ws_port}"\n{tls}{sc.ws_config}}}\n'
+    else:
+        ws_block = ""
+    body = f"# generated by proto-conformance for {sc.id}\n{sc.config}{ws_block}"
     (workdir / "server.conf").write_text(body)
 
 

@@ -171,6 +171,12 @@ impl Authenticator {
         self.no_auth_user.as_deref()
     }
 
+    /// The identity of a configured user or NKey, without credentials: for transports that
+    /// authenticated the client already (a verified certificate under `verify_and_map`).
+    pub fn identity_of(&self, name: &str) -> Option<Identity> {
+        self.users.get(name).or_else(|| self.nkeys.get(name)).map(|u| identity(name, u))
+    }
+
     /// Checks CONNECT credentials, in nats-server's order: NKey, token, user/password, and
     /// `no_auth_user` when nothing was presented.
     pub fn authenticate(&self, c: &Credentials<'_>) -> Result<Identity, AuthError> {

@@ -12,6 +12,8 @@
 //!   buffer, `INFO`, `-ERR`, `PING`/`PONG`/`+OK`.
 //! - [`headers`]: `NATS/1.0` header blocks, including status lines such as `503` no responders.
 //! - [`subject`]: subject and queue-name validation on raw bytes.
+//! - [`websocket`]: WebSocket frames (RFC 6455) around the same byte stream: a streaming
+//!   frame decoder that never buffers a data frame whole, frame headers and close payloads.
 //!
 //! ```text
 //!  read buffer (BytesMut) --decode--> ClientOp::Pub { subject, reply, payload }  (Bytes views)
@@ -25,5 +27,6 @@ pub mod encode;
 pub mod headers;
 pub mod parser;
 pub mod subject;
+pub mod websocket;
 
 pub use parser::{ClientOp, Decoder, ProtoError};

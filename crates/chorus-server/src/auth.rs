@@ -1,111 +1,62 @@
-//! Client authentication on CONNECT: tokens and users with passwords.
+//! Client authentication on CONNECT: the server-side adapter of `chorus-auth`.
 //!
-//! NKeys, JWT, bcrypt passwords, accounts and permissions come with the auth issue; until then
-//! a configuration that needs them is refused at start-up rather than silently weakened.
+//! `chorus-auth` decides (tokens, plain and bcrypt passwords, NKey signatures over the INFO
+//! nonce, `no_auth_user`, the account and permissions of each user); this module turns a
+//! CONNECT into its credentials. JWT/operator mode and auth callout are refused at start-up
+//! rather than silently weakened.
+
+use std::sync::Arc;
 
 use chorus_conf::Options;
 
+pub use chorus_auth::{AuthConfigError, AuthError, Identity, Permissions};
+
 use crate::info::ConnectOpts;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("Authorization Violation")]
-    Violation,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthConfigError {
-    #[error("authorization: {0} is not supported yet")]
-    Unsupported(&'static str),
-}
 
 /// Who may connect, built once from the options (and again on reload).
 #[derive(Debug, Default)]
 pub struct Auth {
-    token: Option<String>,
-    users: Vec<(String, String)>,
+    inner: chorus_auth::Authenticator,
 }
 
 impl Auth {
     pub fn from_options(opts: &Options) -> Result<Auth, AuthConfigError> {
-        let a = &opts.authorization;
-        let mut users: Vec<(String, String)> =
-            a.users.iter().map(|u| (u.user.clone(), u.password.clone())).collect();
-        if let (Some(u), Some(p)) = (&a.user, &a.password) {
-            users.push((u.clone(), p.clone()));
-        }
-        if users.iter().any(|(_, p)| p.starts_with("$2")) {
-            return Err(AuthConfigError::Unsupported("bcrypt passwords"));
-        }
-        if !a.nkeys.is_empty() {
-            return Err(AuthConfigError::Unsupported("nkey users"));
-        }
-        if a.token.as_deref().is_some_and(|t| t.starts_with("$2")) {
-            return Err(AuthConfigError::Unsupported("bcrypt tokens"));
-        }
-        Ok(Auth { token: a.token.clone(), users })
+        Ok(Auth { inner: chorus_auth::Authenticator::from_options(opts)? })
     }
 
     pub fn required(&self) -> bool {
-        self.token.is_some() || !self.users.is_empty()
+        self.inner.required()
     }
 
-    /// Checks the credentials of a CONNECT; returns the user name when there is one.
+    /// INFO must carry a nonce when NKey users exist.
+    pub fn needs_nonce(&self) -> bool {
+        self.inner.needs_nonce()
+    }
+
+    /// Checks a CONNECT; returns the user name when there is one.
     pub fn check(&self, c: &ConnectOpts) -> Result<Option<String>, AuthError> {
-        if let Some(t) = &self.token {
-            return if c.auth_token.as_deref().is_some_and(|given| ct_eq(given, t)) {
-                Ok(None)
-            } else {
-                Err(AuthError::Violation)
-            };
-        }
-        let (Some(user), Some(pass)) = (&c.user, &c.pass) else {
-            return Err(AuthError::Violation);
-        };
-        match self.users.iter().find(|(u, _)| u == user) {
-            Some((_, p)) if ct_eq(pass, p) => Ok(Some(user.clone())),
-            _ => Err(AuthError::Violation),
-        }
+        self.identify(c, None).map(|id| id.name)
+    }
+
+    /// Checks a CONNECT against the nonce this client was sent; the identity carries the
+    /// account and permissions the client gets.
+    pub fn identify(&self, c: &ConnectOpts, nonce: Option<&str>) -> Result<Identity, AuthError> {
+        self.inner.authenticate(&chorus_auth::Credentials {
+            token: c.auth_token.as_deref(),
+            user: c.user.as_deref(),
+            pass: c.pass.as_deref(),
+            nkey: c.nkey.as_deref(),
+            sig: c.sig.as_deref(),
+            nonce,
+            jwt: c.jwt.as_deref(),
+        })
+    }
+
+    /// The identity of a user by name (client-certificate mapping, websocket `no_auth_user`).
+    pub fn user_identity(&self, name: &str) -> Option<Identity> {
+        self.inner.identity_of(name)
     }
 }
 
-/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
-fn ct_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = (a.len() ^ b.len()) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn connect(token: Option<&str>, user: Option<&str>, pass: Option<&str>) -> ConnectOpts {
-        ConnectOpts {
-            auth_token: token.map(String::from),
-            user: user.map(String::from),
-            pass: pass.map(String::from),
-            ..ConnectOpts::default()
-        }
-    }
-
-    #[test]
-    fn token_and_users() {
-        let a = Auth { token: Some("s3cret".into()), users: vec![] };
-        assert!(a.required());
-        assert!(a.check(&connect(Some("s3cret"), None, None)).is_ok());
-        assert_eq!(a.check(&connect(Some("s3cre"), None, None)), Err(AuthError::Violation));
-        assert_eq!(a.check(&connect(None, None, None)), Err(AuthError::Violation));
-        let a = Auth { token: None, users: vec![("browser".into(), "pw".into())] };
-        assert_eq!(
-            a.check(&connect(None, Some("browser"), Some("pw"))),
-            Ok(Some("browser".into()))
-        );
-        assert_eq!(a.check(&connect(None, Some("browser"), Some("px"))), Err(AuthError::Violation));
-        assert_eq!(a.check(&connect(None, Some("other"), Some("pw"))), Err(AuthError::Violation));
-        assert!(!Auth::default().required());
-    }
-}
+/// Shared, compiled permissions of a connected client.
+pub type ClientPerms = Option<Arc<Permissions>>;

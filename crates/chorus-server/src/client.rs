@@ -20,9 +20,9 @@
 //!   consumer over the limit.
 //! - Waking writers once per read batch (deferred flush) turns N small writes into one.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::account::Account;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Permissions};
 use crate::info::ConnectOpts;
 use crate::server::ServerInner;
 
@@ -132,9 +132,67 @@ pub struct ClientShared {
     headers: AtomicBool,
     max_pending: usize,
     stall_at: usize,
+    /// Set for the server's internal subscribers (JetStream): deliveries go to this sink
+    /// instead of an outbound buffer; there is no socket and no writer.
+    pub(crate) internal: Option<crate::jetstream::InternalSink>,
+    /// The permissions the client authenticated with, for checks made by other clients'
+    /// readers at delivery time (the deny filter of wide subscriptions, reply permissions).
+    perms: OnceLock<Arc<Permissions>>,
+    /// `allow_responses`: reply subjects this client may publish to, with the number of
+    /// replies left and the deadline (filled when a request is delivered to it).
+    replies: Mutex<FxHashMap<Bytes, (usize, Instant)>>,
 }
 
 impl ClientShared {
+    /// An internal client: the owner of internal subscriptions (see `jetstream`).
+    pub(crate) fn new_internal(sink: crate::jetstream::InternalSink) -> ClientShared {
+        ClientShared {
+            cid: 0,
+            addr: ([0, 0, 0, 0], 0).into(),
+            start: SystemTime::now(),
+            out: Mutex::new(Outbound::default()),
+            wake: Notify::new(),
+            drained: Notify::new(),
+            kill: CancellationToken::new(),
+            meta: Mutex::new(ConnMeta::default()),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            num_subs: AtomicU64::new(0),
+            last_activity: Mutex::new(SystemTime::now()),
+            headers: AtomicBool::new(true),
+            max_pending: usize::MAX,
+            stall_at: usize::MAX,
+            internal: Some(sink),
+            perms: OnceLock::new(),
+            replies: Mutex::new(FxHashMap::default()),
+        }
+    }
+
+    /// Queues a message from the server itself (JetStream replies), outside any read batch.
+    /// Headers are dropped for clients without header support, as in delivery. Returns `None`
+    /// if the connection is closing, else whether the writer needs a wake-up
+    /// ([`ClientShared::wake_writer`]) and whether the client is now past `max_pending`.
+    pub(crate) fn enqueue_msg(
+        &self,
+        sid: &[u8],
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Option<(bool, bool)> {
+        let hdr = hdr.filter(|_| self.headers.load(Ordering::Relaxed));
+        let size = payload.len() + hdr.map_or(0, <[u8]>::len);
+        let (was_empty, pending) = self.append(size, |out| match hdr {
+            Some(h) => encode::hmsg(out, subject, sid, reply, h, payload),
+            None => encode::msg(out, subject, sid, reply, payload),
+        })?;
+        Some((was_empty, pending > self.max_pending))
+    }
+
+    pub(crate) fn wake_writer(&self) {
+        self.wake.notify_one();
+    }
+
     /// Appends to the outbound buffer under the lock. Returns `None` if the connection is
     /// closing, else whether the buffer was empty before (the writer then needs a wake-up)
     /// and the new pending size.
@@ -233,6 +291,10 @@ struct Client {
     srv: Arc<ServerInner>,
     shared: Arc<ClientShared>,
     acc: Arc<Account>,
+    /// Subject permissions of the authenticated user (`None` = everything allowed).
+    perms: Option<Arc<Permissions>>,
+    /// Publish decisions per subject, so a permitted publisher pays one hash lookup.
+    pub_allowed: FxHashMap<Bytes, bool>,
     opts: ConnectOpts,
     connected: bool,
     auth_required: bool,
@@ -255,15 +317,46 @@ struct Client {
     active: bool,
     max_subs: usize,
     max_pending: usize,
+    ctx: ConnCtx,
+}
+
+/// The listener a connection came in on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConnKind {
+    #[default]
+    Tcp,
+    Websocket,
+}
+
+/// What the listener learned before the client protocol started (see `tls` and `websocket`).
+#[derive(Debug, Default)]
+pub(crate) struct ConnCtx {
+    pub kind: ConnKind,
+    /// TLS was negotiated (client port, or wss).
+    pub tls: bool,
+    /// The client port's TLS handshake came before INFO (`handshake_first`).
+    pub tls_first: bool,
+    /// A client id given by the listener (the TLS upgrade sends INFO before the handshake).
+    pub cid: Option<u64>,
+    /// The listener already sent INFO.
+    pub info_sent: bool,
+    /// WebSocket: `X-Forwarded-For`, shown in the log prefix as nats-server does.
+    pub forwarded_ip: Option<IpAddr>,
+    /// WebSocket: credentials from cookies, for what CONNECT lacks.
+    pub cookies: crate::websocket::Cookies,
+    /// `verify_and_map`: the verified client certificate's identities.
+    pub cert: Option<crate::tls::CertIdentity>,
+    /// Receives the shared half once it exists (the WebSocket pumps read the close reason).
+    pub shared: Option<Arc<OnceLock<Arc<ClientShared>>>>,
 }
 
 /// Serves one accepted connection until it closes.
-pub(crate) async fn run<S>(srv: Arc<ServerInner>, stream: S, addr: SocketAddr)
+pub(crate) async fn run<S>(srv: Arc<ServerInner>, stream: S, addr: SocketAddr, ctx: ConnCtx)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let opts = srv.opts();
-    let cid = srv.next_cid.fetch_add(1, Ordering::Relaxed) + 1;
+    let cid = ctx.cid.unwrap_or_else(|| srv.alloc_cid());
     let max_pending = opts.max_pending.max(1);
     let shared = Arc::new(ClientShared {
         cid,
@@ -281,17 +374,28 @@ where
         max_pending,
         stall_at: max_pending / 4 * 3,
         headers: AtomicBool::new(false),
+        internal: None,
+        perms: OnceLock::new(),
+        replies: Mutex::new(FxHashMap::default()),
     });
+    if let Some(slot) = &ctx.shared {
+        let _ = slot.set(shared.clone());
+    }
     let (rd, wr) = tokio::io::split(stream);
     let writer = tokio::spawn(write_loop(shared.clone(), wr, opts.write_deadline, srv.clone()));
 
     let auth = srv.auth();
+    let ws_override = ctx.kind == ConnKind::Websocket
+        && opts.websocket.as_ref().is_some_and(crate::websocket::auth_override);
+    let info = (!ctx.info_sent).then(|| srv.client_info_json(cid, addr, &auth, &ctx));
     let mut client = Client {
         acc: srv.gacc.clone(),
+        perms: None,
+        pub_allowed: FxHashMap::default(),
         shared: shared.clone(),
         opts: ConnectOpts::default(),
         connected: false,
-        auth_required: auth.required(),
+        auth_required: auth.required() || ws_override,
         decoder: Decoder::new(opts.max_control_line, opts.max_payload),
         subs: FxHashMap::default(),
         cache: FxHashMap::default(),
@@ -310,14 +414,16 @@ where
         max_subs: opts.max_subscriptions,
         max_pending,
         srv: srv.clone(),
+        ctx,
     };
 
     let registered = srv.register_client(shared.clone());
     // INFO goes first, even to a client we are about to refuse, as nats-server does.
-    let info = srv.client_info_json(cid, addr, &auth);
-    let mut line = BytesMut::new();
-    encode::info(&mut line, &info);
-    shared.send_now(&line);
+    if let Some(info) = info {
+        let mut line = BytesMut::new();
+        encode::info(&mut line, &info);
+        shared.send_now(&line);
+    }
     if !registered {
         tracing::warn!("{} - maximum connections exceeded", client.prefix());
         client.send_err("maximum connections exceeded");
@@ -396,7 +502,12 @@ async fn write_loop<W: AsyncWrite + Send>(
 
 impl Client {
     fn prefix(&self) -> String {
-        format!("{}:{} - cid:{}", self.shared.addr.ip(), self.shared.addr.port(), self.shared.cid)
+        let (a, c) = (self.shared.addr, &self.ctx);
+        let label = if c.kind == ConnKind::Websocket { "wid" } else { "cid" };
+        match c.forwarded_ip {
+            Some(ip) => format!("{ip}/{}:{} - {label}:{}", a.ip(), a.port(), self.shared.cid),
+            None => format!("{}:{} - {label}:{}", a.ip(), a.port(), self.shared.cid),
+        }
     }
 
     async fn read_loop<R: AsyncRead + Send>(&mut self, rd: R, opts: &chorus_conf::Options) {
@@ -578,16 +689,20 @@ impl Client {
     }
 
     fn process_connect(&mut self, json: &[u8]) -> Result<(), CloseReason> {
-        let opts: ConnectOpts = match serde_json::from_slice(json) {
+        let mut opts: ConnectOpts = match serde_json::from_slice(json) {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!("{} - CONNECT parse error: {e}", self.prefix());
                 return Err(CloseReason::ProtocolViolation);
             }
         };
+        if self.ctx.kind == ConnKind::Websocket {
+            self.ctx.cookies.apply(&mut opts);
+        }
         if self.auth_required {
-            match self.srv.auth().check(&opts) {
-                Ok(user) => self.shared.meta.lock().unwrap().user = user,
+            let nonce = self.srv.nonce_for(self.shared.cid);
+            match authenticate(&self.srv, &self.ctx, &mut opts, &nonce) {
+                Ok(id) => self.bind_identity(id)?,
                 Err(AuthError::Violation) => {
                     self.auth_violation();
                     return Err(CloseReason::AuthenticationViolation);
@@ -620,12 +735,81 @@ impl Client {
         Ok(())
     }
 
+    /// Binds the authenticated user's account and permissions to this connection.
+    fn bind_identity(&mut self, id: crate::auth::Identity) -> Result<(), CloseReason> {
+        let Some(acc) = self.srv.account(id.account.as_deref()) else {
+            tracing::error!(
+                "{} - account {:?} of user {:?} does not exist",
+                self.prefix(),
+                id.account,
+                id.name
+            );
+            self.send_err("Failed Account Registration");
+            return Err(CloseReason::AuthenticationViolation);
+        };
+        if !Arc::ptr_eq(&acc, &self.acc) && !self.subs.is_empty() {
+            // Subscriptions made before CONNECT live in the old account: move them.
+            let subs: Vec<_> = self.subs.values().cloned().collect();
+            for sub in subs {
+                self.remove_from_sublist(&sub);
+                sub.removed.store(false, Ordering::Relaxed);
+                let _ = acc.sublist.insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()));
+            }
+        }
+        self.acc = acc;
+        self.cache.clear();
+        self.pub_allowed.clear();
+        if let Some(p) = &id.permissions {
+            let _ = self.shared.perms.set(p.clone());
+        }
+        self.perms = id.permissions;
+        self.shared.meta.lock().unwrap().user = id.name;
+        Ok(())
+    }
+
+    /// Publish permission, with reply permissions (`allow_responses`) for subjects this
+    /// client received as a request's reply subject.
+    fn can_publish(&mut self, subject: &Bytes) -> bool {
+        let Some(p) = &self.perms else { return true };
+        if let Some(&ok) = self.pub_allowed.get(subject) {
+            if ok {
+                return true;
+            }
+        } else {
+            let ok = p.can_publish(subject);
+            if self.pub_allowed.len() >= CACHE_MAX {
+                self.pub_allowed.clear();
+            }
+            self.pub_allowed.insert(Bytes::copy_from_slice(subject), ok);
+            if ok {
+                return true;
+            }
+        }
+        if p.responses().is_none() || p.publish_denied(subject) {
+            return false;
+        }
+        let mut replies = self.shared.replies.lock().unwrap();
+        let now = Instant::now();
+        replies.retain(|_, (_, deadline)| *deadline > now);
+        match replies.get_mut(&subject[..]) {
+            Some((left, _)) => {
+                *left -= 1;
+                if *left == 0 {
+                    replies.remove(&subject[..]);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     fn process_ping(&mut self) {
         self.send_proto(encode::PONG);
         // The first PING after CONNECT gets the async INFO with connect_info, as nats-server
         // sends to clients that speak protocol 1.
         if self.connected && self.opts.protocol >= 1 && !self.first_pong_sent() {
-            let info = self.srv.connect_info_json(self.shared.cid, self.shared.addr, &self.acc);
+            let info =
+                self.srv.connect_info_json(self.shared.cid, self.shared.addr, &self.acc, &self.ctx);
             let mut line = BytesMut::new();
             encode::info(&mut line, &info);
             self.send_proto(&line);
@@ -703,6 +887,12 @@ impl Client {
         self.active = true;
         if self.opts.pedantic && !subject::is_valid_literal_subject(&subject) {
             self.send_err("Invalid Publish Subject");
+        }
+        if !self.can_publish(&subject) {
+            let subj = String::from_utf8_lossy(&subject).into_owned();
+            tracing::error!("{} - Publish Violation - Subject {subj:?}", self.prefix());
+            self.send_err(&format!("Permissions Violation for Publish to {subj:?}"));
+            return;
         }
         if self.opts.verbose {
             self.send_proto(encode::OK);
@@ -783,6 +973,24 @@ impl Client {
         hdr: Option<&[u8]>,
         payload: &[u8],
     ) -> bool {
+        if let Some(p) = sub.client.perms.get() {
+            // A subscription wider than a denied subject: filter here (nats-server's
+            // deliver-time deny check).
+            if p.has_sub_deny() && p.deny_delivery(subject, sub.queue.as_deref()) {
+                return false;
+            }
+            if let (Some(r), Some(rp)) = (reply, p.responses()) {
+                let mut replies = sub.client.replies.lock().unwrap();
+                if replies.len() < CACHE_MAX * 16 {
+                    // `expires` may be "never" (Duration::MAX): saturate instead of overflowing.
+                    let now = Instant::now();
+                    let deadline = now
+                        .checked_add(rp.expires)
+                        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+                    replies.insert(Bytes::copy_from_slice(r), (rp.max, deadline));
+                }
+            }
+        }
         let max = sub.max.load(Ordering::Relaxed);
         if max > 0 {
             let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
@@ -796,6 +1004,9 @@ impl Client {
             sub.delivered.fetch_add(1, Ordering::Relaxed);
         }
         let c = &sub.client;
+        if let Some(sink) = &c.internal {
+            return sink.deliver(&self.acc, &sub.sid, subject, reply, hdr, payload);
+        }
         let hdr = hdr.filter(|_| c.headers.load(Ordering::Relaxed));
         let size = payload.len() + hdr.map_or(0, <[u8]>::len);
         let appended = c.append(size, |out| match hdr {
@@ -854,6 +1065,32 @@ impl Client {
 
     fn process_sub(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
         self.active = true;
+        if let Some(p) = &self.perms
+            && !p.can_subscribe(&subject, queue.as_deref())
+        {
+            let subj = String::from_utf8_lossy(&subject).into_owned();
+            let sid_s = String::from_utf8_lossy(&sid).into_owned();
+            let (err, log) = match &queue {
+                Some(q) => {
+                    let q = String::from_utf8_lossy(q).into_owned();
+                    (
+                        format!(
+                            "Permissions Violation for Subscription to {subj:?} using queue {q:?}"
+                        ),
+                        format!(
+                            "Subscription Violation - Subject {subj:?}, Queue: {q:?}, SID {sid_s}"
+                        ),
+                    )
+                }
+                None => (
+                    format!("Permissions Violation for Subscription to {subj:?}"),
+                    format!("Subscription Violation - Subject {subj:?}, SID {sid_s}"),
+                ),
+            };
+            tracing::error!("{} - {log}", self.prefix());
+            self.send_err(&err);
+            return;
+        }
         if self.subs.contains_key(&sid) {
             // nats-server keeps the existing subscription for a reused sid.
             if self.opts.verbose {
@@ -946,6 +1183,37 @@ impl Client {
         let reason = self.shared.close_reason().unwrap_or(CloseReason::ClientClosed);
         tracing::debug!("{} - Client connection closed: {}", self.prefix(), reason.as_str());
     }
+}
+
+/// The CONNECT credentials check, with what the transport adds: the websocket block's own
+/// authorization (or its `no_auth_user`) for WebSocket clients, and the user a verified client
+/// certificate names under `verify_and_map`.
+fn authenticate(
+    srv: &ServerInner,
+    ctx: &ConnCtx,
+    c: &mut ConnectOpts,
+    nonce: &str,
+) -> Result<crate::auth::Identity, AuthError> {
+    let o = srv.opts();
+    let auth = srv.auth();
+    // A user named by the transport gets that user's account and permissions.
+    let named = |name: Option<String>| match name.as_deref().and_then(|n| auth.user_identity(n)) {
+        Some(id) => id,
+        None => crate::auth::Identity { name, account: None, permissions: None },
+    };
+    if ctx.kind == ConnKind::Websocket
+        && let Some(r) = crate::websocket::authenticate(&o, c)
+    {
+        return r.map(named);
+    }
+    if let Some(id) = &ctx.cert {
+        let users: Vec<&str> = o.authorization.users.iter().map(|u| u.user.as_str()).collect();
+        return match id.map_user(&users) {
+            Some(u) => Ok(named(Some(u.to_string()))),
+            None => Err(AuthError::Violation),
+        };
+    }
+    auth.identify(c, Some(nonce))
 }
 
 impl From<AuthError> for CloseReason {

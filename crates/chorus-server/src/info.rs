@@ -166,14 +166,13 @@ impl Default for ConnectOpts {
 pub struct ServerKeys {
     pub id: String,
     pub xkey: String,
+    pub signer: nkeys::KeyPair,
 }
 
 impl ServerKeys {
     pub fn generate() -> ServerKeys {
-        ServerKeys {
-            id: nkeys::KeyPair::new_server().public_key(),
-            xkey: nkeys::XKey::new().public_key(),
-        }
+        let signer = nkeys::KeyPair::new_server();
+        ServerKeys { id: signer.public_key(), xkey: nkeys::XKey::new().public_key(), signer }
     }
 }
 

@@ -6,7 +6,12 @@
 //! - [`account`]: accounts and their subscription lists.
 //! - [`auth`]: CONNECT credential checks.
 //! - [`info`]: the `INFO` a client receives and the `CONNECT` options it sends.
+//! - [`jetstream`]: the JetStream runtime: streams on `chorus-store`, `$JS.API`, PubAcks.
 //! - [`monitor`]: the HTTP monitoring endpoints (/varz, /connz, /subsz, /healthz, ...).
+//! - [`tls`]: `tls { }` as a rustls configuration, the NATS TLS upgrade on the client port
+//!   (INFO first, or `handshake_first`), users mapped from client certificates.
+//! - [`websocket`]: the WebSocket listener (upgrade, origins, cookies, permessage-deflate) and
+//!   the frame pumps that hand a plain byte stream to the same client code as TCP.
 //!
 //! The pure pieces live in other crates: the codec in `chorus-proto`, the subject trie in
 //! `chorus-sublist`, options in `chorus-conf`.
@@ -26,7 +31,10 @@ pub mod account;
 pub mod auth;
 pub mod client;
 pub mod info;
+pub mod jetstream;
 pub mod monitor;
 pub mod server;
+pub mod tls;
+pub mod websocket;
 
 pub use server::{Server, ServerError};

@@ -1,8 +1,10 @@
 //! The server: listeners, the client registry, server-wide state and the lifecycle
 //! (start, reload, lame duck, shutdown).
 //!
-//! Task ownership: [`Server::start`] spawns the client accept loop and the monitor listener;
-//! each accepted connection gets a reader task which spawns its writer. Every task holds a
+//! Task ownership: [`Server::start`] spawns the client accept loop, the WebSocket accept loop
+//! and the monitor listener; each accepted connection gets a reader task which spawns its
+//! writer (TLS and WebSocket connections first go through `tls`/`websocket`, which hand a
+//! stream to the same client code). Every task holds a
 //! child of the server's shutdown token, so one `cancel` reaches all of them, and
 //! [`Server::shutdown`] waits until every client has unregistered.
 
@@ -20,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::account::{Account, GLOBAL_ACCOUNT};
 use crate::auth::{Auth, AuthConfigError};
-use crate::client::{self, ClientShared, CloseReason};
+use crate::client::{self, ClientShared, CloseReason, ConnCtx, ConnKind};
 use crate::info::{self, Info};
 use crate::monitor;
+use crate::tls::{TlsConfigError, TlsSetup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -32,6 +35,10 @@ pub enum ServerError {
     Auth(#[from] AuthConfigError),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    #[error(transparent)]
+    JetStream(#[from] crate::jetstream::StartError),
 }
 
 /// Server-wide counters (the /varz figures).
@@ -77,6 +84,10 @@ pub struct ServerInner {
     auth: RwLock<Arc<Auth>>,
     pub id: String,
     pub xkey: String,
+    /// The server's NKey: signs the per-connection nonces (see [`ServerInner::nonce_for`]).
+    signer: nkeys::KeyPair,
+    /// Configured accounts by name (`accounts {}`); `$G` is [`ServerInner::gacc`].
+    accounts: RwLock<FxHashMap<String, Arc<Account>>>,
     pub name: String,
     pub gacc: Arc<Account>,
     pub clients: Mutex<FxHashMap<u64, Arc<ClientShared>>>,
@@ -90,6 +101,8 @@ pub struct ServerInner {
     pub start_time: SystemTime,
     pub client_addr: Mutex<Option<SocketAddr>>,
     pub monitor_addr: Mutex<Option<SocketAddr>>,
+    /// The WebSocket listener's address, and whether it is wss.
+    pub websocket_addr: Mutex<Option<(SocketAddr, bool)>>,
     pub config_load_time: Mutex<SystemTime>,
 }
 
@@ -100,6 +113,44 @@ impl ServerInner {
 
     pub fn auth(&self) -> Arc<Auth> {
         self.auth.read().unwrap().clone()
+    }
+
+    pub(crate) fn alloc_cid(&self) -> u64 {
+        self.next_cid.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A connection that ended before it became a client (a failed TLS handshake), kept for
+    /// /connz?state=closed as nats-server does.
+    pub(crate) fn record_failed_connection(
+        &self,
+        cid: u64,
+        addr: SocketAddr,
+        reason: &'static str,
+    ) {
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let now = SystemTime::now();
+        let mut closed = self.closed.lock().unwrap();
+        if closed.len() >= MAX_CLOSED {
+            closed.pop_front();
+        }
+        closed.push_back(ClosedConn {
+            cid,
+            addr,
+            start: now,
+            stop: now,
+            reason,
+            name: String::new(),
+            lang: String::new(),
+            version: String::new(),
+            in_msgs: 0,
+            in_bytes: 0,
+            out_msgs: 0,
+            out_bytes: 0,
+            num_subs: 0,
+            user: None,
+            rtt: None,
+            last_activity: now,
+        });
     }
 
     /// Adds a client unless that would pass `max_connections`.
@@ -159,27 +210,88 @@ impl ServerInner {
             api_lvl: info::API_LEVEL,
             xkey: self.xkey.clone(),
             chorus: info::CHORUS_VERSION.to_string(),
+            jetstream: opts.jetstream.enabled,
+            domain: opts.jetstream.domain.clone().filter(|_| opts.jetstream.enabled),
             ..Info::default()
         }
     }
 
+    /// What INFO says about the transport (nats-server's `generateClientInfoJSON`): TLS on
+    /// the client port, or the WebSocket listener's host, port and scheme.
+    fn transport_info(&self, i: &mut Info, ctx: &ConnCtx) {
+        let opts = self.opts();
+        if let Some(t) = &opts.tls {
+            i.tls_required = ctx.tls_first || !opts.allow_non_tls;
+            i.tls_available = !i.tls_required;
+            i.tls_verify = t.verify || t.verify_and_map;
+        }
+        if ctx.kind == ConnKind::Websocket
+            && let Some((addr, wss)) = *self.websocket_addr.lock().unwrap()
+        {
+            i.tls_required = wss;
+            i.tls_available = wss;
+            i.host = ws_host(&opts);
+            i.port = addr.port();
+            // WebSocket clients reconnect to WebSocket URLs: those go in connect_urls.
+            i.connect_urls = std::mem::take(&mut i.ws_connect_urls);
+        }
+        i.ws_connect_urls.clear();
+    }
+
     /// The INFO line a new client receives.
-    pub(crate) fn client_info_json(&self, cid: u64, addr: SocketAddr, auth: &Auth) -> Vec<u8> {
+    pub(crate) fn client_info_json(
+        &self,
+        cid: u64,
+        addr: SocketAddr,
+        auth: &Auth,
+        ctx: &ConnCtx,
+    ) -> Vec<u8> {
         let mut i = self.base_info();
         i.client_id = cid;
         i.client_ip = addr.ip().to_string();
-        i.auth_required = auth.required();
+        i.auth_required = auth.required()
+            || (ctx.kind == ConnKind::Websocket
+                && self.opts().websocket.as_ref().is_some_and(crate::websocket::auth_override));
+        if auth.needs_nonce() {
+            i.nonce = self.nonce_for(cid);
+        }
+        self.transport_info(&mut i, ctx);
         serde_json::to_vec(&i).expect("INFO serialises")
     }
 
+    /// The NKey challenge of connection `cid`: 11 bytes of the server's (deterministic
+    /// ed25519) signature over the cid, base64url. Unique per connection and unpredictable
+    /// without the server's key, and every code path that writes this client's INFO (plain,
+    /// TLS upgrade, WebSocket) derives the same value without storing it.
+    pub(crate) fn nonce_for(&self, cid: u64) -> String {
+        use base64::Engine as _;
+        let sig = self.signer.sign(&cid.to_be_bytes()).expect("server key can sign");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&sig[..11])
+    }
+
+    /// The account a user is bound to: `None` or `$G` is the global account.
+    pub fn account(&self, name: Option<&str>) -> Option<Arc<Account>> {
+        match name {
+            None | Some(GLOBAL_ACCOUNT) => Some(self.gacc.clone()),
+            Some(n) => self.accounts.read().unwrap().get(n).cloned(),
+        }
+    }
+
     /// The async INFO sent after the first PONG, naming the bound account.
-    pub(crate) fn connect_info_json(&self, cid: u64, addr: SocketAddr, acc: &Account) -> Vec<u8> {
+    pub(crate) fn connect_info_json(
+        &self,
+        cid: u64,
+        addr: SocketAddr,
+        acc: &Account,
+        ctx: &ConnCtx,
+    ) -> Vec<u8> {
         let mut i = self.base_info();
         i.client_id = cid;
         i.client_ip = addr.ip().to_string();
         i.auth_required = self.auth().required();
         i.connect_info = true;
         i.remote_account = acc.name.clone();
+        self.transport_info(&mut i, ctx);
         serde_json::to_vec(&i).expect("INFO serialises")
     }
 }
@@ -202,6 +314,8 @@ impl Server {
             auth: RwLock::new(Arc::new(auth)),
             id,
             xkey: keys.xkey,
+            signer: keys.signer,
+            accounts: RwLock::new(build_accounts(&opts, None)),
             name,
             gacc: Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache)),
             clients: Mutex::new(FxHashMap::default()),
@@ -214,9 +328,25 @@ impl Server {
             start_time: SystemTime::now(),
             client_addr: Mutex::new(None),
             monitor_addr: Mutex::new(None),
+            websocket_addr: Mutex::new(None),
             config_load_time: Mutex::new(SystemTime::now()),
             opts: RwLock::new(Arc::new(opts.clone())),
         });
+
+        // TLS files are read before anything listens, so a bad block fails the start.
+        let client_tls = opts.tls.as_ref().map(TlsSetup::from_options).transpose()?.map(Arc::new);
+        let ws = opts.websocket.as_ref().filter(|w| w.port.is_some());
+        let ws_tls = match ws.and_then(|w| w.tls.as_ref()) {
+            Some(t) => Some(Arc::new(TlsSetup::from_options(t)?)),
+            None => None,
+        };
+
+        // JetStream before any listener: its internal subscriptions exist before a client can
+        // publish. Until the start succeeds, a failure cancels the shutdown token, which stops
+        // the JetStream thread (and closes its store) and every task spawned so far.
+        let start_guard = inner.shutdown.clone().drop_guard();
+        let js_task =
+            if opts.jetstream.enabled { Some(crate::jetstream::start(&inner)?) } else { None };
 
         let addr = format!("{}:{}", opts.host, opts.port);
         let listener = TcpListener::bind(&addr)
@@ -237,9 +367,38 @@ impl Server {
             tracing::info!("Starting http monitor on {}:{}", opts.http_host, mlocal.port());
             tasks.push(tokio::spawn(monitor::serve(inner.clone(), ml)));
         }
+        if let Some(w) = ws {
+            let whost = ws_host(&opts);
+            let waddr = format!("{whost}:{}", w.port.unwrap_or(0));
+            let wl = TcpListener::bind(&waddr)
+                .await
+                .map_err(|source| ServerError::Listen { addr: waddr.clone(), source })?;
+            let wlocal =
+                wl.local_addr().map_err(|source| ServerError::Listen { addr: waddr, source })?;
+            let scheme = if ws_tls.is_some() { "wss" } else { "ws" };
+            *inner.websocket_addr.lock().unwrap() = Some((wlocal, ws_tls.is_some()));
+            tracing::info!(
+                "Listening for websocket clients on {scheme}://{whost}:{}",
+                wlocal.port()
+            );
+            if ws_tls.is_none() {
+                tracing::warn!("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!");
+            }
+            tasks.push(tokio::spawn(crate::websocket::accept_loop(inner.clone(), wl, ws_tls)));
+        }
         tracing::info!("Listening for client connections on {}:{}", opts.host, local.port());
+        if let Some(t) = &client_tls {
+            tracing::info!("TLS required for client connections");
+            if t.handshake_first {
+                tracing::info!(
+                    "Clients that are not using \"TLS Handshake First\" option will fail"
+                );
+            }
+        }
         tracing::info!("Server is ready");
-        tasks.push(tokio::spawn(accept_loop(inner.clone(), listener)));
+        tasks.push(tokio::spawn(accept_loop(inner.clone(), listener, client_tls)));
+        tasks.extend(js_task);
+        start_guard.disarm();
         Ok(Server { inner, tasks })
     }
 
@@ -266,6 +425,19 @@ impl Server {
         *self.inner.monitor_addr.lock().unwrap()
     }
 
+    /// The WebSocket listener's address, if one is configured.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        self.inner.websocket_addr.lock().unwrap().map(|(a, _)| a)
+    }
+
+    /// `ws://host:port` or `wss://host:port` of the WebSocket listener (127.0.0.1 for a
+    /// wildcard host).
+    pub fn websocket_url(&self) -> Option<String> {
+        let (a, wss) = (*self.inner.websocket_addr.lock().unwrap())?;
+        let ip = if a.ip().is_unspecified() { "127.0.0.1".to_string() } else { a.ip().to_string() };
+        Some(format!("{}://{ip}:{}", if wss { "wss" } else { "ws" }, a.port()))
+    }
+
     pub fn num_clients(&self) -> usize {
         self.inner.clients.lock().unwrap().len()
     }
@@ -281,6 +453,8 @@ impl Server {
         let changed = old.reload_diff(&new).map_err(|e| ServerError::Config(e.to_string()))?;
         let auth = Auth::from_options(&new)?;
         *self.inner.auth.write().unwrap() = Arc::new(auth);
+        let accounts = build_accounts(&new, Some(&self.inner.accounts.read().unwrap()));
+        *self.inner.accounts.write().unwrap() = accounts;
         *self.inner.opts.write().unwrap() = Arc::new(new);
         *self.inner.config_load_time.lock().unwrap() = SystemTime::now();
         for c in &changed {
@@ -365,7 +539,15 @@ impl Server {
     }
 }
 
-async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener) {
+/// The WebSocket listener's interface: its own `host`, else the client listener's.
+fn ws_host(opts: &Options) -> String {
+    match opts.websocket.as_ref().map(|w| w.host.as_str()) {
+        Some(h) if !h.is_empty() => h.to_string(),
+        _ => opts.host.clone(),
+    }
+}
+
+async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener, tls: Option<Arc<TlsSetup>>) {
     loop {
         let (stream, addr) = tokio::select! {
             _ = inner.shutdown.cancelled() => return,
@@ -380,11 +562,37 @@ async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener) {
                 }
             },
         };
-        spawn_client(&inner, stream, addr);
+        spawn_client(&inner, stream, addr, tls.as_ref());
     }
 }
 
-fn spawn_client(inner: &Arc<ServerInner>, stream: TcpStream, addr: SocketAddr) {
+fn spawn_client(
+    inner: &Arc<ServerInner>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    tls: Option<&Arc<TlsSetup>>,
+) {
     let _ = stream.set_nodelay(true);
-    tokio::spawn(client::run(inner.clone(), stream, addr));
+    match tls {
+        Some(t) => tokio::spawn(crate::tls::serve_client(inner.clone(), stream, addr, t.clone())),
+        None => tokio::spawn(client::run(inner.clone(), stream, addr, ConnCtx::default())),
+    };
+}
+
+/// Accounts from `accounts {}`. On reload, accounts that still exist keep their object (and
+/// so their subscriptions); new ones are created.
+fn build_accounts(
+    opts: &Options,
+    old: Option<&FxHashMap<String, Arc<Account>>>,
+) -> FxHashMap<String, Arc<Account>> {
+    opts.accounts
+        .iter()
+        .filter(|a| a.name != GLOBAL_ACCOUNT)
+        .map(|a| {
+            let acc = old
+                .and_then(|o| o.get(&a.name).cloned())
+                .unwrap_or_else(|| Arc::new(Account::new(&a.name, !opts.disable_sublist_cache)));
+            (a.name.clone(), acc)
+        })
+        .collect()
 }

@@ -94,9 +94,7 @@ const TLS_USAGE: &str = "TLS Options:
     --tlscert <file>             Server certificate file
     --tlskey <file>              Private key for server certificate
     --tlsverify                  Enable TLS, verify client certificates
-    --tlscacert <file>           Client certificate CA for verification
-
-(TLS listeners arrive with the WebSocket/TLS work; see docs/missing.md.)";
+    --tlscacert <file>           Client certificate CA for verification";
 
 /// Config file first, then flags on top (flags win, as in nats-server), then `--dev`
 /// defaults for whatever neither set.
@@ -120,14 +118,27 @@ fn load_options(cli: &Cli) -> Result<Options> {
     Ok(opts)
 }
 
-/// `--dev`: everything that exists turned on, nothing to configure. Monitoring on 8222;
-/// JetStream (in ./.chorus) and WebSocket (8080) join here as they land.
+/// `--dev`: everything that exists turned on, nothing to configure. Monitoring on 8222,
+/// WebSocket on 8080 without TLS (for nats.ws in a browser on the same machine); JetStream
+/// with its store in ./.chorus.
 fn apply_dev_defaults(opts: &mut Options) {
     if opts.http_port.is_none() {
         opts.http_port = Some(8222);
     }
+    if opts.websocket.as_ref().is_none_or(|w| w.port.is_none()) {
+        // No host: the client listener's, so `--dev -a 127.0.0.1` keeps both on loopback.
+        opts.websocket = Some(chorus_conf::WebsocketOptions {
+            port: Some(8080),
+            no_tls: true,
+            ..Default::default()
+        });
+    }
     if opts.server_name.is_empty() {
         opts.server_name = "chorus-dev".to_string();
+    }
+    opts.jetstream.enabled = true;
+    if opts.jetstream.store_dir.is_none() {
+        opts.jetstream.store_dir = Some(std::path::PathBuf::from("./.chorus"));
     }
 }
 
@@ -144,20 +155,18 @@ async fn run(cli: Cli, opts: Options) -> Result<()> {
         std::fs::write(pid_file, std::process::id().to_string())
             .with_context(|| format!("writing pid file {}", pid_file.display()))?;
     }
-    if opts.jetstream.enabled {
-        tracing::warn!(
-            "JetStream was requested but is not available in this build yet: \
-             clients will see it as disabled (docs/missing.md)"
-        );
-    }
     let server = Server::start(opts.clone()).await?;
     if cli.dev {
         println!("chorus --dev is up:");
         println!("  clients     {}", server.client_url());
+        if let Some(ws) = server.websocket_url() {
+            println!("  websocket   {ws}   (nats.ws: connect({{servers: \"{ws}\"}}))");
+        }
         if let Some(m) = server.monitor_addr() {
             println!("  monitoring  http://127.0.0.1:{}/varz", m.port());
         }
-        println!("  (JetStream and WebSocket are not built yet; see docs/missing.md)");
+        let js = chorus_server::jetstream::store_dir(&opts);
+        println!("  jetstream   streams in {} (consumers: not yet)", js.display());
     }
 
     let mut sigint = signal(SignalKind::interrupt())?;

@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 
 #[path = "../../scenarios/rust/headers.rs"]
 mod headers;
+#[path = "../../scenarios/rust/jetstream_kv.rs"]
+mod jetstream_kv;
 #[path = "../../scenarios/rust/max_payload.rs"]
 mod max_payload;
 #[path = "../../scenarios/rust/no_responders.rs"]
@@ -50,7 +52,16 @@ macro_rules! registry {
     };
 }
 
-registry!(headers, max_payload, no_responders, pub_sub, queue_group, request_reply, wildcard,);
+registry!(
+    headers,
+    jetstream_kv,
+    max_payload,
+    no_responders,
+    pub_sub,
+    queue_group,
+    request_reply,
+    wildcard,
+);
 
 /// How long a scenario waits for a message it expects before calling it missing.
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,408 @@
+//! The two hooks between the client runtime and the JetStream runtime:
+//!
+//! - [`InternalSink`]: the target of an internal subscription. A client's reader task meets
+//!   it in `Client::deliver`, copies the message into owned [`Bytes`] and queues it for the
+//!   runtime thread without waiting. The queue is bounded by message count and bytes; what
+//!   does not fit is refused the way nats-server refuses it (below).
+//! - [`Outbox`]: the server's own publishes (PubAcks, API responses, direct-get replies),
+//!   routed through the account sublist like a client publish (queue groups honoured,
+//!   internal subscribers included) and appended to each subscriber's outbound buffer. Writers
+//!   are woken once per batch, after the batch's sync, like a reader task's deferred flush.
+//!
+//! # A full queue
+//!
+//! The publisher is never blocked. A message for a stream that does not fit gets, when it has
+//! a reply subject, nats-server's answer to an ingest queue over its limit: a
+//! `NATS/1.0 429 Too Many Requests` header and an error PubAck `10167 too many requests`
+//! (`stream.go`, `queueInbound`). An API request that does not fit is dropped, as nats-server
+//! drops requests past its API queue limit; the requester times out. Both are counted
+//! ([`super::JetStreamStats::refused`]) and logged at most once a second.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chorus_jetstream::ErrorId;
+use chorus_jetstream::stream::publish::PubAckResponse;
+
+use crate::account::Account;
+use crate::client::{ClientShared, CloseReason, Subscription};
+use crate::server::ServerInner;
+
+/// What an internal subscription's sid says about its target. The sid is the only per-
+/// subscription data `Client::deliver` hands over, so it carries the routing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `$JS.API.>` of an account.
+    Api,
+    /// `$JS.<domain>.API.>`: the same API under the server's JetStream domain.
+    DomainApi,
+    /// The subjects of the stream with this runtime id.
+    Stream(u64),
+    /// `$JS.API.DIRECT.GET.<stream>` and `$JS.API.DIRECT.GET.<stream>.>`.
+    Direct(u64),
+}
+
+impl Target {
+    pub(crate) fn sid(self) -> Bytes {
+        match self {
+            Target::Api => Bytes::from_static(b"api"),
+            Target::DomainApi => Bytes::from_static(b"apid"),
+            Target::Stream(id) => Bytes::from(format!("s{id}")),
+            Target::Direct(id) => Bytes::from(format!("d{id}")),
+        }
+    }
+
+    fn from_sid(sid: &[u8]) -> Option<Target> {
+        let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
+        match sid {
+            b"api" => Some(Target::Api),
+            b"apid" => Some(Target::DomainApi),
+            [b's', rest @ ..] => num(rest).map(Target::Stream),
+            [b'd', rest @ ..] => num(rest).map(Target::Direct),
+            _ => None,
+        }
+    }
+}
+
+/// A message on its way to the runtime thread.
+#[derive(Debug)]
+pub(crate) struct InternalMsg {
+    pub account: Arc<Account>,
+    pub target: Target,
+    pub subject: Bytes,
+    pub reply: Option<Bytes>,
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+impl InternalMsg {
+    fn size(&self) -> usize {
+        self.subject.len()
+            + self.reply.as_ref().map_or(0, |r| r.len())
+            + self.headers.as_ref().map_or(0, |h| h.len())
+            + self.payload.len()
+    }
+}
+
+/// Work for the runtime thread.
+#[derive(Debug)]
+pub(crate) enum Work {
+    Msg(InternalMsg),
+    /// Wakes the thread so it sees the shutdown flag.
+    Wake,
+}
+
+/// Queue bounds, from `jetstream { max_buffered_msgs, max_buffered_size, request_queue_limit }`
+/// with nats-server's defaults: messages and bytes bound what publishers put in for streams
+/// (nats-server bounds each stream's ingest queue; we bound the sum), requests bound the API
+/// and direct-get requests waiting.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    pub msgs: usize,
+    pub bytes: usize,
+    pub api_requests: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        // stream.go streamDefaultMaxQueueMsgs/Bytes, jetstream_api.go JSDefaultRequestQueueLimit.
+        QueueLimits { msgs: 100_000, bytes: 128 * 1024 * 1024, api_requests: 10_000 }
+    }
+}
+
+#[derive(Debug)]
+struct SinkShared {
+    tx: Sender<Work>,
+    limits: QueueLimits,
+    msgs: AtomicUsize,
+    bytes: AtomicUsize,
+    api: AtomicUsize,
+    stats: Arc<super::JetStreamStats>,
+    last_warn: Mutex<Option<Instant>>,
+    srv: std::sync::Weak<ServerInner>,
+    /// Stream names by runtime id, for the 429 answer (the sid carries only the id).
+    names: Mutex<rustc_hash::FxHashMap<u64, String>>,
+}
+
+/// The JetStream runtime's end of internal subscriptions. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct InternalSink {
+    shared: Arc<SinkShared>,
+}
+
+/// What the runtime thread tells the sink when it takes a message off the queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dequeued {
+    size: usize,
+    api: bool,
+}
+
+impl InternalSink {
+    pub(crate) fn new(
+        tx: Sender<Work>,
+        limits: QueueLimits,
+        srv: &Arc<ServerInner>,
+        stats: Arc<super::JetStreamStats>,
+    ) -> Self {
+        InternalSink {
+            shared: Arc::new(SinkShared {
+                tx,
+                limits,
+                msgs: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
+                api: AtomicUsize::new(0),
+                stats,
+                last_warn: Mutex::new(None),
+                srv: Arc::downgrade(srv),
+                names: Mutex::new(Default::default()),
+            }),
+        }
+    }
+
+    /// Records (or with `None`, forgets) the name of stream `id`.
+    pub(crate) fn set_stream_name(&self, id: u64, name: Option<&str>) {
+        let mut names = self.shared.names.lock().unwrap();
+        match name {
+            Some(n) => names.insert(id, n.to_string()),
+            None => names.remove(&id),
+        };
+    }
+
+    pub(crate) fn wake(&self) {
+        let _ = self.shared.tx.send(Work::Wake);
+    }
+
+    /// Releases the queue space of a message the runtime took.
+    pub(crate) fn dequeued(&self, d: Dequeued) {
+        if d.api {
+            self.shared.api.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.shared.msgs.fetch_sub(1, Ordering::Relaxed);
+            self.shared.bytes.fetch_sub(d.size, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn accounting(msg: &InternalMsg) -> Dequeued {
+        let api = matches!(msg.target, Target::Api | Target::DomainApi | Target::Direct(_));
+        Dequeued { size: msg.size(), api }
+    }
+
+    /// Called by `Client::deliver` (and by [`Outbox`]) for a subscription whose client is
+    /// internal. Returns whether the message counts as delivered (for no-responders).
+    pub(crate) fn deliver(
+        &self,
+        account: &Arc<Account>,
+        sid: &[u8],
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let Some(target) = Target::from_sid(sid) else { return false };
+        if matches!(target, Target::Api | Target::DomainApi) && !routed_through_api(target, subject)
+        {
+            // Direct gets and pull requests belong to the stream's (or consumer's) own
+            // subscription; without one the requester must see no responders, as nats-server
+            // keeps them out of its `$JS.API.>` import.
+            return false;
+        }
+        let msg = InternalMsg {
+            account: account.clone(),
+            target,
+            subject: Bytes::copy_from_slice(subject),
+            reply: reply.map(Bytes::copy_from_slice),
+            headers: headers.map(Bytes::copy_from_slice),
+            payload: Bytes::copy_from_slice(payload),
+        };
+        let d = Self::accounting(&msg);
+        let s = &self.shared;
+        // Stream messages count against the ingest limits, requests against the API limit.
+        let over = if d.api {
+            s.api.load(Ordering::Relaxed) >= s.limits.api_requests
+        } else {
+            s.msgs.load(Ordering::Relaxed) >= s.limits.msgs
+                || s.bytes.load(Ordering::Relaxed) + d.size > s.limits.bytes
+        };
+        if over {
+            self.refuse(msg);
+            return true;
+        }
+        if d.api {
+            s.api.fetch_add(1, Ordering::Relaxed);
+        } else {
+            s.msgs.fetch_add(1, Ordering::Relaxed);
+            s.bytes.fetch_add(d.size, Ordering::Relaxed);
+        }
+        if s.tx.send(Work::Msg(msg)).is_err() {
+            // The runtime is gone (shutdown): nothing will answer.
+            self.dequeued(d);
+            return false;
+        }
+        true
+    }
+
+    fn refuse(&self, msg: InternalMsg) {
+        let s = &self.shared;
+        let n = s.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut last = s.last_warn.lock().unwrap();
+            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                *last = Some(Instant::now());
+                tracing::warn!(
+                    "JetStream queue full ({} msgs, {} bytes queued): refusing message on {:?} \
+                     ({n} refused so far)",
+                    s.msgs.load(Ordering::Relaxed),
+                    s.bytes.load(Ordering::Relaxed),
+                    String::from_utf8_lossy(&msg.subject)
+                );
+            }
+        }
+        let (Target::Stream(id), Some(reply), Some(srv)) =
+            (msg.target, &msg.reply, s.srv.upgrade())
+        else {
+            return;
+        };
+        let name = s.names.lock().unwrap().get(&id).cloned().unwrap_or_default();
+        let body = PubAckResponse::error(&name, ErrorId::StreamTooManyRequests.error()).to_wire();
+        let mut out = Outbox::default();
+        out.publish(
+            &srv,
+            &msg.account,
+            reply,
+            None,
+            Some(b"NATS/1.0 429 Too Many Requests\r\n\r\n"),
+            &body,
+        );
+        out.flush();
+    }
+}
+
+/// Whether the API subscription takes this request (see [`InternalSink::deliver`]). Under the
+/// domain prefix direct gets are answered by the API subscription (streams subscribe only the
+/// plain direct-get subjects); pull requests never are.
+fn routed_through_api(target: Target, subject: &[u8]) -> bool {
+    let Some(i) = subject.windows(5).position(|w| w == b".API.") else { return true };
+    let rest = &subject[i + 5..];
+    if rest.starts_with(b"CONSUMER.MSG.NEXT") {
+        return false;
+    }
+    !(target == Target::Api && rest.starts_with(b"DIRECT.GET"))
+}
+
+/// The server's own publishes of one batch; writers are woken by [`Outbox::flush`].
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    dirty: Vec<Arc<ClientShared>>,
+    rng: u64,
+}
+
+impl Outbox {
+    /// Routes a message into `account` as nats-server's internal clients do. Returns whether
+    /// anyone received it.
+    pub(crate) fn publish(
+        &mut self,
+        srv: &ServerInner,
+        account: &Arc<Account>,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let r = account.sublist.match_subject(subject);
+        let mut delivered = false;
+        for s in &r.psubs {
+            delivered |= self.deliver(srv, account, &s.0, subject, reply, headers, payload);
+        }
+        for group in &r.qsubs {
+            if group.is_empty() {
+                continue;
+            }
+            let start = (self.next_random() % group.len() as u64) as usize;
+            for i in 0..group.len() {
+                let s = &group[(start + i) % group.len()].0;
+                if self.deliver(srv, account, s, subject, reply, headers, payload) {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    fn next_random(&mut self) -> u64 {
+        if self.rng == 0 {
+            self.rng = rand::random::<u64>() | 1;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        srv: &ServerInner,
+        account: &Arc<Account>,
+        sub: &Arc<Subscription>,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        // Auto-unsubscribe, as for a client publish (a request's inbox often has max 1).
+        let max = sub.max.load(Ordering::Relaxed);
+        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+        if max > 0 {
+            if n > max {
+                return false;
+            }
+            if n == max && !sub.removed.swap(true, Ordering::AcqRel) {
+                let _ = account.sublist.remove(
+                    &sub.subject,
+                    sub.queue.as_deref(),
+                    &crate::client::SubRef(sub.clone()),
+                );
+            }
+        }
+        let c = &sub.client;
+        if let Some(sink) = &c.internal {
+            return sink.deliver(account, &sub.sid, subject, reply, headers, payload);
+        }
+        let Some((was_empty, slow)) = c.enqueue_msg(&sub.sid, subject, reply, headers, payload)
+        else {
+            return false;
+        };
+        srv.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+        srv.stats
+            .out_bytes
+            .fetch_add((payload.len() + headers.map_or(0, <[u8]>::len)) as u64, Ordering::Relaxed);
+        if slow {
+            if !c.is_closing() {
+                srv.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "{}:{} - cid:{} - Slow Consumer Detected: MaxPending Exceeded",
+                    c.addr.ip(),
+                    c.addr.port(),
+                    c.cid
+                );
+                c.close(CloseReason::SlowConsumerPendingBytes, false);
+            }
+            return true;
+        }
+        if was_empty {
+            self.dirty.push(c.clone());
+        }
+        true
+    }
+
+    /// Wakes every writer that got something since the last flush.
+    pub(crate) fn flush(&mut self) {
+        for c in self.dirty.drain(..) {
+            c.wake_writer();
+        }
+    }
+}

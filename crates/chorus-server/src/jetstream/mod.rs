@@ -1,0 +1,607 @@
+//! The JetStream runtime: streams served from `chorus-store`, with the rules of
+//! `chorus-jetstream` (ARCHITECTURE.md, "JetStream: state machine first").
+//!
+//! # Layout
+//!
+//! ```text
+//! mod.rs       start/stop, the runtime thread: batching, group commit, timers
+//! internal.rs  InternalSink (internal subscriptions -> bounded queue), Outbox (the server's
+//!              own publishes into an account)
+//! stream.rs    one stream: config, store, duplicate window, publish path, info numbers
+//! api.rs       $JS.API.* requests and direct gets
+//! ```
+//!
+//! # How a message travels
+//!
+//! ```text
+//! client reader task ── route ── Client::deliver ── sub.client.internal? ── InternalSink
+//!        (no waiting: copy into Bytes, push on a bounded queue, or refuse: internal.rs)
+//!                                                                      │
+//! runtime thread: take everything queued (up to a batch) ──────────────┘
+//!   for each: $JS.API request -> api.rs; stream subject -> check_publish -> store.append
+//!   timers (max_age / TTL expiry, duplicate window)
+//!   ONE store sync for the batch (group commit)            <- durable
+//!   then every reply of the batch: PubAcks, API responses -> Outbox -> subscribers' buffers
+//!   wake each touched writer once
+//! ```
+//!
+//! An internal subscription is an ordinary [`Subscription`] in the account sublist whose
+//! client is an internal [`ClientShared`] carrying the sink; its sid names the target
+//! (`api`, `s<id>` for a stream's subjects, `d<id>` for its direct-get subjects). A subject no
+//! stream captures has no such subscription, so a publisher asking for an ack gets
+//! no-responders from the ordinary routing path.
+//!
+//! # Durability
+//!
+//! By default a PubAck is sent only after the batch that stored the message was synced
+//! (`DB::flush_wal(true)`: one fsync per batch, however many messages and streams it holds).
+//! `sync_interval: always` is the same. An explicitly configured `sync_interval` other than
+//! nats-server's default of 2 minutes gives nats-server's weaker behaviour instead: acks go
+//! out once the write reached the operating system, and the store is synced at that
+//! interval. (The options cannot tell a written `sync_interval: "2m"` from the default, so
+//! that one value also means "sync every batch".) Memory streams are never synced.
+//!
+//! # Why a thread
+//!
+//! RocksDB calls block (an fsync takes milliseconds). The runtime runs on its own OS thread so
+//! no tokio worker ever waits on the disk; the thread blocks on its queue between batches.
+//! It owns the store and every stream, so there are no locks around them. Shutdown: the
+//! server's shutdown token wakes it; it syncs, drops the database and is joined before
+//! [`crate::Server::shutdown`] returns (a restart on the same store directory then opens
+//! cleanly).
+//!
+//! # Store layout
+//!
+//! One RocksDB database per server in `<store_dir>/jetstream/chorus-rocksdb` (the default
+//! store dir is nats-server's: `$TMPDIR/nats`). Streams are named `<account>/<stream>` in it
+//! (stream names cannot contain `/`). Memory streams keep only their definition there, so
+//! they come back empty after a restart, as in nats-server.
+//!
+//! Only the global account is served; accounts from the auth configuration will each get
+//! their own `$JS.API.>` subscription through `Runtime::enable_account`.
+
+mod api;
+mod internal;
+mod stream;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chorus_conf::{DEFAULT_SYNC_INTERVAL, Options, SyncInterval};
+use chorus_store::{MemStore, StorageKind, Store, StreamStore};
+use rustc_hash::FxHashMap;
+use tokio::task::JoinHandle;
+
+use crate::account::Account;
+use crate::client::{ClientShared, SubRef, Subscription};
+use crate::server::ServerInner;
+
+pub(crate) use internal::InternalSink;
+use internal::{InternalMsg, Outbox, QueueLimits, Target, Work};
+use stream::{Definition, Stream, limits_of, now_nanos, storage_kind};
+
+/// Most messages taken off the queue for one batch (one sync).
+const MAX_BATCH_MSGS: usize = 8192;
+/// Most bytes taken off the queue for one batch.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Longest sleep of the runtime thread without work (it rechecks the shutdown flag).
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+/// The directory nats-server would use for JetStream data: `<store_dir>/jetstream`, or
+/// `$TMPDIR/nats/jetstream` when no store directory is configured.
+pub fn store_dir(opts: &Options) -> PathBuf {
+    match &opts.jetstream.store_dir {
+        Some(d) => d.join("jetstream"),
+        None => std::env::temp_dir().join("nats").join("jetstream"),
+    }
+}
+
+/// Where the RocksDB database lives inside [`store_dir`].
+pub fn database_dir(opts: &Options) -> PathBuf {
+    store_dir(opts).join("chorus-rocksdb")
+}
+
+/// Why JetStream could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not create storage directory {dir}: {source}")]
+    Dir { dir: PathBuf, source: std::io::Error },
+    #[error("could not open the store in {dir}: {source}")]
+    Store { dir: PathBuf, source: chorus_store::StoreError },
+    #[error("could not start the JetStream thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Figures the monitor and tests read while the runtime runs.
+#[derive(Debug, Default)]
+pub struct JetStreamStats {
+    /// Batches committed (each at most one sync).
+    pub batches: AtomicU64,
+    /// Store syncs.
+    pub syncs: AtomicU64,
+    /// Messages stored.
+    pub stored: AtomicU64,
+    /// Messages refused because the runtime's queue was full.
+    pub refused: AtomicU64,
+}
+
+/// Opens the store, recovers every stream, subscribes them and starts the runtime thread.
+/// Returns the task that stops it on the server's shutdown token and waits for it.
+pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError> {
+    let opts = srv.opts();
+    let dir = store_dir(&opts);
+    std::fs::create_dir_all(&dir).map_err(|source| StartError::Dir { dir: dir.clone(), source })?;
+    let db = database_dir(&opts);
+    let store = Store::open(&db).map_err(|source| StartError::Store { dir: db.clone(), source })?;
+    tracing::info!("Starting JetStream");
+    if opts.jetstream.store_dir.is_none() {
+        tracing::warn!("Temporary storage directory used, data could be lost on system reboot");
+    }
+    tracing::info!("  Store Directory: \"{}\"", dir.display());
+    if let Some(d) = &opts.jetstream.domain {
+        tracing::info!("  Domain:          {d}");
+    }
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let js = &opts.jetstream;
+    let limit = |v: Option<i64>, default: usize| {
+        v.filter(|n| *n > 0).map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    let defaults = QueueLimits::default();
+    let limits = QueueLimits {
+        msgs: limit(js.max_buffered_msgs, defaults.msgs),
+        bytes: limit(js.max_buffered_size, defaults.bytes),
+        api_requests: limit(js.request_queue_limit, defaults.api_requests),
+    };
+    let stats = Arc::new(JetStreamStats::default());
+    let sink = InternalSink::new(tx, limits, srv, stats.clone());
+    let sync = match js.sync_interval {
+        SyncInterval::Always => SyncPolicy::EachBatch,
+        SyncInterval::Every(d) if d == DEFAULT_SYNC_INTERVAL => SyncPolicy::EachBatch,
+        SyncInterval::Every(d) => SyncPolicy::Every(d),
+    };
+    let mut rt = Runtime {
+        srv: srv.clone(),
+        store,
+        sink: sink.clone(),
+        accounts: BTreeMap::new(),
+        next_id: 0,
+        out: Vec::new(),
+        dirty: false,
+        sync,
+        last_sync: Instant::now(),
+        stats,
+    };
+    registry().lock().unwrap().insert(srv.id.clone(), rt.stats.clone());
+    rt.enable_account(&srv.gacc);
+    let n: usize = rt.accounts.values().map(|a| a.streams.len()).sum();
+    if n > 0 {
+        tracing::info!("  Recovered {n} stream(s)");
+    }
+    tracing::info!("JetStream ready");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("chorus-jetstream".into())
+        .spawn(move || rt.run(rx, &thread_stop))
+        .map_err(StartError::Thread)?;
+    let shutdown = srv.shutdown.clone();
+    Ok(tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stop.store(true, Ordering::Release);
+        sink.wake();
+        let handle = Mutex::new(Some(handle));
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(h) = handle.lock().unwrap().take()
+                && h.join().is_err()
+            {
+                tracing::error!("JetStream runtime thread panicked");
+            }
+        })
+        .await;
+    }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncPolicy {
+    /// One sync per batch, before its acks (the default).
+    EachBatch,
+    /// Sync at this interval; acks do not wait.
+    Every(Duration),
+}
+
+/// A reply produced by a batch, sent after the batch's sync.
+struct Reply {
+    account: Arc<Account>,
+    subject: Bytes,
+    headers: Option<Vec<u8>>,
+    payload: Bytes,
+    /// For a PubAck of a file stream: the stream name, so a failed sync turns it into an error.
+    file_ack: Option<String>,
+}
+
+/// The JetStream state of one account.
+pub(crate) struct AccountJs {
+    pub account: Arc<Account>,
+    /// The internal client all of this account's internal subscriptions belong to.
+    pub client: Arc<ClientShared>,
+    pub streams: BTreeMap<String, Stream>,
+    /// Stream name by runtime id.
+    pub by_id: FxHashMap<u64, String>,
+    pub api_subs: Vec<Arc<Subscription>>,
+    pub api_total: u64,
+    pub api_errors: u64,
+}
+
+/// Everything the runtime thread owns.
+pub(crate) struct Runtime {
+    srv: Arc<ServerInner>,
+    store: Store,
+    sink: InternalSink,
+    accounts: BTreeMap<String, AccountJs>,
+    next_id: u64,
+    out: Vec<Reply>,
+    /// A file stream changed since the last sync.
+    dirty: bool,
+    sync: SyncPolicy,
+    last_sync: Instant,
+    stats: Arc<JetStreamStats>,
+}
+
+impl Runtime {
+    /// Serves JetStream for `account`: its `$JS.API.>` subscription (and the domain's) and its
+    /// stored streams.
+    pub(crate) fn enable_account(&mut self, account: &Arc<Account>) {
+        if self.accounts.contains_key(&account.name) {
+            return;
+        }
+        let client = Arc::new(ClientShared::new_internal(self.sink.clone()));
+        let mut api_subs = Vec::new();
+        let mut prefixes = vec!["$JS.API.>".to_string()];
+        if let Some(d) = &self.srv.opts().jetstream.domain {
+            prefixes.push(format!("$JS.{d}.API.>"));
+        }
+        for (i, p) in prefixes.iter().enumerate() {
+            let target = if i == 0 { Target::Api } else { Target::DomainApi };
+            api_subs.push(subscribe(account, &client, p, target));
+        }
+        let mut acc = AccountJs {
+            account: account.clone(),
+            client,
+            streams: BTreeMap::new(),
+            by_id: FxHashMap::default(),
+            api_subs,
+            api_total: 0,
+            api_errors: 0,
+        };
+        let prefix = format!("{}/", account.name);
+        let names = match self.store.stream_names() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("JetStream: listing stored streams failed: {e}");
+                Vec::new()
+            }
+        };
+        let now = now_nanos();
+        for key in names.iter().filter(|k| k.starts_with(&prefix)) {
+            match self.recover_stream(key) {
+                Ok((def, store)) => {
+                    let id = self.alloc_id();
+                    let mut s = Stream::new(id, def.config, def.created, store);
+                    if let Err(e) = s.recover(now) {
+                        tracing::error!("JetStream: recovering stream {key:?} failed: {e}");
+                        continue;
+                    }
+                    let st = s.store.state(false);
+                    tracing::info!(
+                        "  Restored {} messages for stream '{} > {}'",
+                        st.msgs,
+                        account.name,
+                        s.cfg.name
+                    );
+                    self.install(&mut acc, s);
+                }
+                Err(e) => tracing::error!("JetStream: stream {key:?} not restored: {e}"),
+            }
+        }
+        self.accounts.insert(account.name.clone(), acc);
+    }
+
+    fn recover_stream(&self, key: &str) -> Result<(Definition, Box<dyn StreamStore>), String> {
+        let blob = self
+            .store
+            .stream_config(key)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no definition".to_string())?;
+        let def = Definition::decode(&blob).map_err(|e| format!("bad definition: {e}"))?;
+        let mut store: Box<dyn StreamStore> = match storage_kind(&def.config) {
+            StorageKind::File => Box::new(self.store.open_stream(key).map_err(|e| e.to_string())?),
+            StorageKind::Memory => Box::new(MemStore::new(&def.config.name)),
+        };
+        store.set_limits(limits_of(&def.config)).map_err(|e| e.to_string())?;
+        if store.state(false).last_seq == 0 && def.config.first_seq > 1 {
+            store.compact(def.config.first_seq).map_err(|e| e.to_string())?;
+        }
+        Ok((def, store))
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Subscribes a stream's subjects (and direct gets) and adds it to the account.
+    fn install(&self, acc: &mut AccountJs, mut s: Stream) {
+        subscribe_stream(acc, &mut s);
+        self.sink.set_stream_name(s.id, Some(&s.cfg.name));
+        acc.by_id.insert(s.id, s.cfg.name.clone());
+        acc.streams.insert(s.cfg.name.clone(), s);
+    }
+
+    /// Removes a stream's subscriptions and forgets it (the store is the caller's business).
+    fn uninstall(&self, acc: &mut AccountJs, name: &str) -> Option<Stream> {
+        let mut s = acc.streams.remove(name)?;
+        unsubscribe_all(&acc.account, &mut s.subs);
+        unsubscribe_all(&acc.account, &mut s.direct_subs);
+        acc.by_id.remove(&s.id);
+        self.sink.set_stream_name(s.id, None);
+        Some(s)
+    }
+
+    fn run(mut self, rx: Receiver<Work>, stop: &AtomicBool) {
+        let mut batch: Vec<InternalMsg> = Vec::new();
+        loop {
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            let timeout = self.next_wake();
+            match rx.recv_timeout(timeout) {
+                Ok(Work::Msg(m)) => batch.push(m),
+                Ok(Work::Wake) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let mut bytes = 0;
+            while batch.len() < MAX_BATCH_MSGS && bytes < MAX_BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(Work::Msg(m)) => {
+                        bytes += m.payload.len();
+                        batch.push(m);
+                    }
+                    Ok(Work::Wake) => {}
+                    Err(_) => break,
+                }
+            }
+            let opts = self.srv.opts();
+            for m in batch.drain(..) {
+                self.sink.dequeued(InternalSink::accounting(&m));
+                self.handle(m, &opts);
+            }
+            self.timers();
+            self.commit(false);
+        }
+        self.commit(true);
+        // Nothing answers any more: publishers get no-responders instead of a queue nobody
+        // drains.
+        for acc in self.accounts.values_mut() {
+            unsubscribe_all(&acc.account, &mut acc.api_subs);
+            for s in acc.streams.values_mut() {
+                unsubscribe_all(&acc.account, &mut s.subs);
+                unsubscribe_all(&acc.account, &mut s.direct_subs);
+            }
+        }
+        registry().lock().unwrap().remove(&self.srv.id);
+        tracing::debug!("JetStream runtime stopped");
+    }
+
+    /// How long the thread may sleep: until the earliest timer or a periodic sync.
+    fn next_wake(&self) -> Duration {
+        let now = now_nanos();
+        let mut wake = IDLE_WAKE;
+        for acc in self.accounts.values() {
+            for s in acc.streams.values() {
+                if let Some(t) = s.next_timer() {
+                    let d = Duration::from_nanos(t.saturating_sub(now).max(0) as u64);
+                    wake = wake.min(d);
+                }
+            }
+        }
+        if let (SyncPolicy::Every(d), true) = (self.sync, self.dirty) {
+            wake = wake.min(d.saturating_sub(self.last_sync.elapsed()));
+        }
+        wake
+    }
+
+    fn handle(&mut self, m: InternalMsg, opts: &Options) {
+        match m.target {
+            Target::Api | Target::DomainApi => self.handle_api(m, opts),
+            Target::Stream(id) => self.handle_publish(m, id, opts),
+            Target::Direct(id) => self.handle_direct(m, id, opts),
+        }
+    }
+
+    fn handle_publish(&mut self, m: InternalMsg, id: u64, opts: &Options) {
+        let Some(acc) = self.accounts.get_mut(&m.account.name) else { return };
+        // A message queued for a stream deleted meanwhile has nowhere to go.
+        let Some(name) = acc.by_id.get(&id) else { return };
+        let s = acc.streams.get_mut(name).expect("by_id and streams agree");
+        let name = s.cfg.name.clone();
+        let is_file = s.is_file();
+        let reply = m.reply.filter(|r| !r.is_empty());
+        let result =
+            match std::str::from_utf8(&m.subject) {
+                Ok(subject) => {
+                    let now = now_nanos();
+                    let ctx = chorus_jetstream::stream::publish::PublishContext {
+                        now,
+                        max_payload: opts.max_payload as i64,
+                    };
+                    let domain = opts.jetstream.domain.as_deref().unwrap_or("");
+                    let h = m.headers.as_deref().unwrap_or(b"");
+                    s.publish(subject, h, &m.payload, now, &ctx, domain)
+                }
+                Err(_) => Err(chorus_jetstream::ErrorId::StreamStoreFailed
+                    .with_err("subject is not valid UTF-8")),
+            };
+        let body = match result {
+            Ok(stored) => {
+                if stored.wrote {
+                    self.dirty |= is_file;
+                    self.stats.stored.fetch_add(1, Ordering::Relaxed);
+                }
+                stored.ack.to_wire()
+            }
+            Err(e) => {
+                if e.is(chorus_jetstream::ErrorId::StreamStoreFailed) {
+                    self.dirty |= is_file;
+                }
+                chorus_jetstream::stream::publish::PubAckResponse::error(&name, e).to_wire()
+            }
+        };
+        if let Some(reply) = reply {
+            self.out.push(Reply {
+                account: m.account,
+                subject: reply,
+                headers: None,
+                payload: Bytes::from(body),
+                file_ack: is_file.then_some(name),
+            });
+        }
+    }
+
+    /// Runs every stream timer that is due.
+    fn timers(&mut self) {
+        let now = now_nanos();
+        let mut dirty = false;
+        for acc in self.accounts.values_mut() {
+            for s in acc.streams.values_mut() {
+                if s.next_timer().is_none_or(|t| t > now) {
+                    continue;
+                }
+                match s.tick(now) {
+                    Ok(wrote) => dirty |= wrote && s.is_file(),
+                    Err(e) => {
+                        tracing::error!(
+                            "JetStream: expiring messages of '{} > {}' failed: {e}",
+                            acc.account.name,
+                            s.cfg.name
+                        );
+                        // Retry later rather than spinning on a failing store.
+                        s.next_expiry = Some(now + 1_000_000_000);
+                    }
+                }
+            }
+        }
+        self.dirty |= dirty;
+    }
+
+    /// Ends a batch: sync (unless the policy says otherwise), then send its replies.
+    fn commit(&mut self, last: bool) {
+        let due = match self.sync {
+            SyncPolicy::EachBatch => true,
+            SyncPolicy::Every(d) => last || self.last_sync.elapsed() >= d,
+        };
+        if self.dirty && due {
+            self.dirty = false;
+            self.last_sync = Instant::now();
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.store.sync() {
+                tracing::error!("JetStream: store sync failed, acks of this batch fail: {e}");
+                let err = chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e);
+                for r in &mut self.out {
+                    if let Some(name) = &r.file_ack {
+                        r.payload = Bytes::from(
+                            chorus_jetstream::stream::publish::PubAckResponse::error(
+                                name,
+                                err.clone(),
+                            )
+                            .to_wire(),
+                        );
+                    }
+                }
+            }
+        }
+        if self.out.is_empty() {
+            return;
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        let mut outbox = Outbox::default();
+        for r in self.out.drain(..) {
+            outbox.publish(
+                &self.srv,
+                &r.account,
+                &r.subject,
+                None,
+                r.headers.as_deref(),
+                &r.payload,
+            );
+        }
+        outbox.flush();
+    }
+}
+
+/// Running runtimes' counters by server id.
+fn registry() -> &'static Mutex<FxHashMap<String, Arc<JetStreamStats>>> {
+    static REG: std::sync::OnceLock<Mutex<FxHashMap<String, Arc<JetStreamStats>>>> =
+        std::sync::OnceLock::new();
+    REG.get_or_init(Default::default)
+}
+
+/// The counters of the JetStream runtime of the server with this id, while it runs.
+pub fn stats(server_id: &str) -> Option<Arc<JetStreamStats>> {
+    registry().lock().unwrap().get(server_id).cloned()
+}
+
+/// Adds an internal subscription to `account`.
+fn subscribe(
+    account: &Account,
+    client: &Arc<ClientShared>,
+    subject: &str,
+    target: Target,
+) -> Arc<Subscription> {
+    let sub = Arc::new(Subscription {
+        client: client.clone(),
+        subject: Bytes::copy_from_slice(subject.as_bytes()),
+        queue: None,
+        sid: target.sid(),
+        max: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        removed: AtomicBool::new(false),
+    });
+    if let Err(e) = account.sublist.insert(&sub.subject, None, SubRef(sub.clone())) {
+        // Stream subjects are validated before a stream exists; this cannot happen for them.
+        tracing::error!("JetStream: cannot subscribe {subject:?}: {e:?}");
+        sub.removed.store(true, Ordering::Release);
+    }
+    sub
+}
+
+fn unsubscribe_all(account: &Account, subs: &mut Vec<Arc<Subscription>>) {
+    for s in subs.drain(..) {
+        if !s.removed.swap(true, Ordering::AcqRel) {
+            let _ = account.sublist.remove(&s.subject, None, &SubRef(s.clone()));
+        }
+    }
+}
+
+/// (Re)subscribes a stream's subjects and, with `allow_direct`, its direct-get subjects.
+fn subscribe_stream(acc: &AccountJs, s: &mut Stream) {
+    unsubscribe_all(&acc.account, &mut s.subs);
+    unsubscribe_all(&acc.account, &mut s.direct_subs);
+    for subj in &s.cfg.subjects {
+        s.subs.push(subscribe(&acc.account, &acc.client, subj, Target::Stream(s.id)));
+    }
+    if s.cfg.allow_direct {
+        for subj in [
+            format!("$JS.API.DIRECT.GET.{}", s.cfg.name),
+            format!("$JS.API.DIRECT.GET.{}.>", s.cfg.name),
+        ] {
+            s.direct_subs.push(subscribe(&acc.account, &acc.client, &subj, Target::Direct(s.id)));
+        }
+    }
+}
