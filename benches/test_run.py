@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Unit tests of the benches/run harness pieces that do not need servers: parsing `nats bench`
-output, unit selection, wire-size arithmetic and the rendered reports. The smoke run
+output, unit selection, wire-size arithmetic, server config files and the rendered reports
+(JetStream's three-server tables included). The smoke run
 (`benches/run --smoke`) covers the process orchestration end to end.
 
 Run: python3 benches/test_run.py
@@ -44,6 +45,14 @@ def figure(key, ref, cho):
     }
 
 
+def js_figure(key, ref, always, cho):
+    f = figure(key, ref, cho)
+    f["js"] = True
+    f["reference_always"] = {"median": always, "runs": [] if always is None else [always]}
+    f["ratio_always"] = (cho / always) if (always and cho is not None) else None
+    return f
+
+
 def report(figures):
     meta = {
         "rounds": 3, "date": "2026-01-01 00:00 UTC", "command": "benches/run", "nproc": "2",
@@ -85,6 +94,36 @@ class Units(unittest.TestCase):
         self.assertEqual(units, ["pubsub-16b", "pubsub-1k", "reqrep"])
         self.assertEqual(raw, [])
 
+    def test_js_group_and_default_run(self):
+        units, raw = run.select_units(["js"])
+        self.assertEqual(units, ["js-async-file-16b", "js-async-file-1k", "js-sync-file-1k",
+                                 "js-async-mem-16b", "js-async-mem-1k", "kv"])
+        self.assertEqual(raw, [])
+        default, _ = run.select_units(None)
+        self.assertTrue(set(units) <= set(default))
+        for u in units:
+            self.assertIn(u, run.FULL.js if u != "kv" else {"kv": 1})
+            self.assertEqual(run.turns_for(u), run.JS_TURNS)
+        self.assertEqual(run.turns_for("reqrep"), run.PLAIN_TURNS)
+
+    def test_js_unit_parts(self):
+        self.assertEqual(run.js_unit_parts("js-sync-file-1k"), ("sync", "file", 1024))
+        self.assertEqual(run.js_unit_parts("js-async-mem-16b"), ("async", "memory", 16))
+        for u in run.JS_PUB_UNITS:
+            self.assertIn(u, run.FIGURE_BY_KEY)
+            self.assertIn(u, run.SMOKE.js)
+
+    def test_server_conf(self):
+        plain = run.server_conf(1234)
+        self.assertIn('listen: "127.0.0.1:1234"', plain)
+        self.assertNotIn("jetstream", plain)
+        default = run.server_conf(1, Path("/tmp/a b"), "default")
+        self.assertIn('store_dir: "/tmp/a b"', default)
+        self.assertNotIn("sync_interval", default)
+        always = run.server_conf(1, Path("/tmp/x"), "always")
+        # nats-server's parser needs a separator between the two entries.
+        self.assertIn('store_dir: "/tmp/x"\n  sync_interval: always\n}', always)
+
     def test_unknown_name_exits(self):
         with self.assertRaises(SystemExit):
             run.select_units(["nope"])
@@ -124,6 +163,42 @@ class Reports(unittest.TestCase):
         self.assertIn("| request/reply latency p50 | µs | 40.0 | 20.0 | 0.50x | lower", md)
         self.assertIn("| 100.00 | FAILED | — |", md)
         self.assertIn("| nproc | 2 |", md)
+
+
+class JetStreamReports(unittest.TestCase):
+    def test_build_report_gives_both_ratios(self):
+        res = run.Results(rounds=1)
+        res.add("reference", {"kv-put-p50": 50.0, "js-sync-file-1k": 5000.0})
+        res.add("reference-always", {"kv-put-p50": 400.0, "js-sync-file-1k": 500.0})
+        res.add("chorus", {"kv-put-p50": 200.0, "js-sync-file-1k": 2500.0})
+        meta = report([])["meta"]
+        rep = run.build_report(res, meta, ["js-sync-file-1k", "kv"], [])
+        by = {f["key"]: f for f in rep["figures"]}
+        self.assertAlmostEqual(by["js-sync-file-1k"]["ratio"], 0.5)
+        self.assertAlmostEqual(by["js-sync-file-1k"]["ratio_always"], 5.0)
+        self.assertAlmostEqual(by["kv-put-p50"]["ratio"], 4.0)
+        self.assertAlmostEqual(by["kv-put-p50"]["ratio_always"], 0.5)
+        # The KV unit yields all four latency figures, failed ones included.
+        self.assertEqual([k for k in by if k.startswith("kv-")],
+                         ["kv-put-p50", "kv-put-p99", "kv-get-p50", "kv-get-p99"])
+        self.assertIsNone(by["kv-get-p99"]["ratio_always"])
+
+    def test_markdown_and_svg(self):
+        figs = [js_figure("js-sync-file-1k", 5000.0, 500.0, 2500.0),
+                js_figure("kv-put-p50", 50.0, 400.0, 200.0)]
+        md = run.render_markdown(report(figs))
+        self.assertIn("## JetStream", md)
+        self.assertIn("| JetStream sync publish, file, 1 KiB | msgs/s | 5,000 | 500 | 2,500 | "
+                      "0.50x | 5.00x | higher", md)
+        self.assertIn("| KV put latency p50 | µs | 50.0 | 400.0 | 200.0 | 4.00x | 0.50x | lower", md)
+        self.assertNotIn("| nats-server median |", md)  # no empty plain-figure table
+        root = ET.fromstring(run.render_svg(report(figs)))
+        ns = "{http://www.w3.org/2000/svg}"
+        bars = [r for r in root.iter(ns + "rect") if r.find(ns + "title") is not None]
+        self.assertEqual(len(bars), 4)
+        titles = sorted(b.find(ns + "title").text for b in bars)
+        self.assertIn("KV put latency p50 vs nats sync always: 0.500x", titles)
+        self.assertIn("JetStream sync publish, file, 1 KiB vs nats default: 0.500x", titles)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@
 //! - `conns`: open many idle NATS connections, report the accept rate, hold them while the
 //!   harness samples the server's memory, then check they are all still alive.
 //! - `qsub`: queue-group subscribers (`nats bench sub` has no queue option).
+//! - `jspub`: JetStream publish throughput (PubAcks awaited one by one or in a window).
+//! - `kv`: JetStream key-value put and get latency (p50/p99).
 //! - `rawtcp`: a sender/receiver pair over loopback TCP with no server in between, the
 //!   physical limit the pub/sub figures are compared with.
 
 mod args;
 mod conns;
+mod jspub;
+mod kv;
 mod qsub;
 mod rawtcp;
 mod reqrep;
@@ -37,6 +41,12 @@ commands:
   qsub   --url URL --subject SUBJ --count N [--members M] [--queue NAME] [--timeout-secs S]
       M queue-group subscribers; prints 'ready' on stderr once subscribed, then reports the
       delivery rate once N messages arrived in total
+  jspub  --url URL --stream NAME --subject SUBJ --storage file|memory --size BYTES --count N
+         --mode sync|async [--window W] [--max-secs S]
+      create the stream, publish N messages (sync: each PubAck awaited before the next;
+      async: up to W PubAcks in flight; stops early after S seconds) and report msgs/s
+  kv     --url URL --count N [--bucket NAME] [--storage file|memory] [--size BYTES] [--warmup N]
+      create a bucket, N sequential puts of distinct keys, then a get of each; p50/p99
   rawtcp --bytes N [--chunk BYTES]
       move N bytes over a loopback TCP connection between two threads
 ";
@@ -105,6 +115,36 @@ fn run(argv: Vec<String>) -> Result<serde_json::Value> {
                 timeout_secs,
             };
             runtime()?.block_on(qsub::run(opts))?
+        }
+        "jspub" => {
+            let opts = jspub::Opts {
+                url: args.string("url")?,
+                stream: args.string("stream")?,
+                subject: args.string("subject")?,
+                storage: jspub::storage(&args.string("storage")?)?,
+                size: to_usize(args.u64("size")?)?,
+                count: args.u64("count")?,
+                mode: jspub::Mode::parse(&args.string("mode")?)?,
+                window: to_usize(args.u64_or("window", 256)?)?,
+                max_secs: args.u64_or("max-secs", 600)?,
+            };
+            args.finish()?;
+            runtime()?.block_on(jspub::run(opts))?
+        }
+        "kv" => {
+            let url = args.string("url")?;
+            let count = args.u64("count")?;
+            let bucket = args.string_or("bucket", "bench");
+            let storage = jspub::storage(&args.string_or("storage", "file"))?;
+            let size = to_usize(args.u64_or("size", 16)?)?;
+            let warmup = args.u64_or("warmup", (count / 10).min(100))?;
+            args.finish()?;
+            // Sequential, as `reqrep`: one thread keeps cross-thread wake-ups out of the samples.
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?
+                .block_on(kv::run(&url, &bucket, storage, count, size, warmup))?
         }
         "rawtcp" => {
             let bytes = args.u64("bytes")?;

@@ -70,15 +70,15 @@ pub async fn run(url: &str, count: u64, size: usize, warmup: u64) -> Result<serd
 
 /// Sorted latency samples in nanoseconds.
 #[derive(Debug)]
-struct Summary {
+pub(crate) struct Summary {
     sorted: Vec<u64>,
     min: u64,
-    max: u64,
+    pub(crate) max: u64,
     mean: u64,
 }
 
 impl Summary {
-    fn of(mut samples: Vec<u64>) -> Self {
+    pub(crate) fn of(mut samples: Vec<u64>) -> Self {
         samples.sort_unstable();
         let n = samples.len().max(1) as u128;
         let mean = (samples.iter().map(|&v| u128::from(v)).sum::<u128>() / n) as u64;
@@ -92,7 +92,7 @@ impl Summary {
 
     /// Nearest-rank percentile: the smallest sample with at least `p`% of samples at or
     /// below it.
-    fn pct(&self, p: f64) -> u64 {
+    pub(crate) fn pct(&self, p: f64) -> u64 {
         if self.sorted.is_empty() {
             return 0;
         }
