@@ -501,6 +501,37 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A nats-server enum that travels as a JSON string: generates `as_str`, `parse` (exact
+/// spelling, plus an optional extra accepted spelling) and `Serialize`. `Deserialize` is left
+/// to the caller, because nats-server's unmarshal errors (which end up in API error texts)
+/// are worded differently for stream and consumer enums.
+macro_rules! json_string_enum {
+    ($ty:ident, $( $variant:ident = $text:literal ),+ $(; extra $etext:literal => $evariant:ident)?) => {
+        impl $ty {
+            /// The JSON spelling.
+            pub fn as_str(&self) -> &'static str {
+                match self { $( $ty::$variant => $text, )+ }
+            }
+
+            /// Parses the JSON spelling (exact case, as nats-server).
+            pub fn parse(s: &str) -> Option<$ty> {
+                match s {
+                    $( $text => Some($ty::$variant), )+
+                    $( $etext => Some($ty::$evariant), )?
+                    _ => None,
+                }
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use json_string_enum;
+
 #[cfg(test)]
 mod tests {
     use super::*;

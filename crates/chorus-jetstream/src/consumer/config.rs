@@ -271,28 +271,8 @@ impl PriorityPolicy {
 }
 
 macro_rules! string_enum {
-    ($ty:ident, $( $variant:ident = $text:literal ),+ $(; extra $etext:literal => $evariant:ident)?) => {
-        impl $ty {
-            /// The JSON spelling.
-            pub fn as_str(&self) -> &'static str {
-                match self { $( $ty::$variant => $text, )+ }
-            }
-
-            /// Parses the JSON spelling (exact case, as nats-server).
-            pub fn parse(s: &str) -> Option<$ty> {
-                match s {
-                    $( $text => Some($ty::$variant), )+
-                    $( $etext => Some($ty::$evariant), )?
-                    _ => None,
-                }
-            }
-        }
-
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
+    ($ty:ident, $($rest:tt)+) => {
+        crate::go::json_string_enum!($ty, $($rest)+);
 
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
