@@ -3,7 +3,9 @@
 //! ([`crate::stream::metadata`]).
 
 use super::config::{AckPolicy, ConsumerConfig, PriorityPolicy};
-use crate::stream::metadata::{REQUIRED_LEVEL_KEY, SERVER_LEVEL_KEY, SERVER_VERSION_KEY};
+#[cfg(test)]
+use crate::stream::metadata::REQUIRED_LEVEL_KEY;
+use crate::stream::metadata::map;
 
 /// The API level a consumer config needs: 1 for pausing and priority groups (2.11), 4 for
 /// the `flow_control` ack policy (2.14).
@@ -27,36 +29,26 @@ pub fn required_api_level(cfg: &ConsumerConfig) -> u32 {
 /// nats-server's `setStaticConsumerMetadata`: drops response-only keys, records
 /// `_nats.req.level`. Applied to every create request and pause.
 pub fn set_static(cfg: &mut ConsumerConfig) {
-    delete_dynamic(cfg);
-    cfg.metadata.insert(REQUIRED_LEVEL_KEY.into(), required_api_level(cfg).to_string());
+    let level = required_api_level(cfg);
+    map::set_static(&mut cfg.metadata, level);
 }
 
 /// A copy of `cfg` for a response, with the server's version and API level added.
 pub fn with_dynamic(cfg: &ConsumerConfig, server_version: &str, api_level: u32) -> ConsumerConfig {
     let mut out = cfg.clone();
-    out.metadata.insert(SERVER_VERSION_KEY.into(), server_version.into());
-    out.metadata.insert(SERVER_LEVEL_KEY.into(), api_level.to_string());
+    map::add_dynamic(&mut out.metadata, server_version, api_level);
     out
 }
 
 /// Removes the response-only keys.
 pub fn delete_dynamic(cfg: &mut ConsumerConfig) {
-    cfg.metadata.remove(SERVER_VERSION_KEY);
-    cfg.metadata.remove(SERVER_LEVEL_KEY);
+    map::delete_dynamic(&mut cfg.metadata);
 }
 
 /// nats-server's `copyConsumerMetadata`: gives `cfg` the versioning key of `prev` so the two
 /// compare equal when only versioning differs.
 pub fn copy_versioning(cfg: &mut ConsumerConfig, prev: &ConsumerConfig) {
-    delete_dynamic(cfg);
-    match prev.metadata.get(REQUIRED_LEVEL_KEY) {
-        Some(v) => {
-            cfg.metadata.insert(REQUIRED_LEVEL_KEY.into(), v.clone());
-        }
-        None => {
-            cfg.metadata.remove(REQUIRED_LEVEL_KEY);
-        }
-    }
+    map::copy_versioning(&mut cfg.metadata, &prev.metadata);
 }
 
 #[cfg(test)]

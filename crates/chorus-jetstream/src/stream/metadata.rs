@@ -37,40 +37,72 @@ pub fn required_api_level(cfg: &StreamConfig) -> u32 {
     level
 }
 
+/// The versioning operations on a `metadata` map, shared by streams and consumers (which
+/// use the same keys).
+pub mod map {
+    use std::collections::BTreeMap;
+
+    use super::{REQUIRED_LEVEL_KEY, SERVER_LEVEL_KEY, SERVER_VERSION_KEY};
+
+    pub type Metadata = BTreeMap<String, String>;
+
+    /// Drops response-only keys and records the required level.
+    pub fn set_static(meta: &mut Metadata, required_level: u32) {
+        delete_dynamic(meta);
+        meta.insert(REQUIRED_LEVEL_KEY.into(), required_level.to_string());
+    }
+
+    /// Adds the answering server's version and API level (responses only).
+    pub fn add_dynamic(meta: &mut Metadata, server_version: &str, api_level: u32) {
+        meta.insert(SERVER_VERSION_KEY.into(), server_version.into());
+        meta.insert(SERVER_LEVEL_KEY.into(), api_level.to_string());
+    }
+
+    /// Removes the response-only keys.
+    pub fn delete_dynamic(meta: &mut Metadata) {
+        meta.remove(SERVER_VERSION_KEY);
+        meta.remove(SERVER_LEVEL_KEY);
+    }
+
+    /// Makes `meta`'s versioning keys those of `prev`, so two configs compare equal when only
+    /// versioning differs.
+    pub fn copy_versioning(meta: &mut Metadata, prev: &Metadata) {
+        delete_dynamic(meta);
+        match prev.get(REQUIRED_LEVEL_KEY) {
+            Some(v) => {
+                meta.insert(REQUIRED_LEVEL_KEY.into(), v.clone());
+            }
+            None => {
+                meta.remove(REQUIRED_LEVEL_KEY);
+            }
+        }
+    }
+}
+
 /// nats-server's `setStaticStreamMetadata`: drops any response-only keys a client sent back
 /// and records `_nats.req.level`. Applied to every create and update request.
 pub fn set_static(cfg: &mut StreamConfig) {
-    delete_dynamic(cfg);
-    cfg.metadata.insert(REQUIRED_LEVEL_KEY.into(), required_api_level(cfg).to_string());
+    let level = required_api_level(cfg);
+    map::set_static(&mut cfg.metadata, level);
 }
 
 /// nats-server's `setDynamicStreamMetadata`: a copy of the config for a response, with the
 /// server's version and API level added.
 pub fn with_dynamic(cfg: &StreamConfig, server_version: &str, api_level: u32) -> StreamConfig {
     let mut out = cfg.clone();
-    out.metadata.insert(SERVER_VERSION_KEY.into(), server_version.into());
-    out.metadata.insert(SERVER_LEVEL_KEY.into(), api_level.to_string());
+    map::add_dynamic(&mut out.metadata, server_version, api_level);
     out
 }
 
 /// Removes the response-only keys.
 pub fn delete_dynamic(cfg: &mut StreamConfig) {
-    cfg.metadata.remove(SERVER_VERSION_KEY);
-    cfg.metadata.remove(SERVER_LEVEL_KEY);
+    map::delete_dynamic(&mut cfg.metadata);
 }
 
 /// nats-server's `copyStreamMetadata`: makes `cfg`'s versioning keys those of `prev`, so the
 /// two can be compared while ignoring versioning differences.
 pub fn copy_versioning(cfg: &mut StreamConfig, prev: &StreamConfig) {
-    delete_dynamic(cfg);
-    match prev.metadata.get(REQUIRED_LEVEL_KEY) {
-        Some(v) => {
-            cfg.metadata.insert(REQUIRED_LEVEL_KEY.into(), v.clone());
-        }
-        None => {
-            cfg.metadata.remove(REQUIRED_LEVEL_KEY);
-        }
-    }
+    map::copy_versioning(&mut cfg.metadata, &prev.metadata);
 }
 
 /// Whether a `Nats-Required-Api-Level` request header asks for more than we implement (or is
