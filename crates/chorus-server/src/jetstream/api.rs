@@ -22,6 +22,7 @@ use chorus_jetstream::api::stream::{
 };
 use chorus_jetstream::api::subjects::{self, ApiEndpoint};
 use chorus_jetstream::api::types;
+use chorus_jetstream::consumer::Event;
 use chorus_jetstream::go::{Timestamp, to_json_vec};
 use chorus_jetstream::stream::check::{
     CheckContext, CreateOutcome, ServerLimits, StreamLookup, check_create, check_update,
@@ -62,7 +63,7 @@ fn generic_error(kind: &str, e: &ApiError) -> Vec<u8> {
 }
 
 /// An endpoint this server knows but does not serve yet.
-fn not_implemented(what: &str) -> ApiError {
+pub(super) fn not_implemented(what: &str) -> ApiError {
     ApiError {
         code: 501,
         err_code: ErrorId::BadRequest.err_code(),
@@ -94,8 +95,8 @@ fn error_body(ep: &ApiEndpoint, e: ApiError) -> Vec<u8> {
     }
 }
 
-/// The response type of a consumer endpoint (consumers are a later issue; they get an error
-/// in their own shape so clients report it instead of timing out).
+/// The response type of a consumer endpoint, so errors to consumer requests (required API
+/// level, endpoints not served yet) come in their own shape and clients report them.
 fn consumer_type(subject: &str) -> Option<&'static str> {
     let rest = subject.strip_prefix("$JS.API.CONSUMER.")?;
     let op = rest.split('.').next().unwrap_or("");
@@ -108,6 +109,11 @@ fn consumer_type(subject: &str) -> Option<&'static str> {
         "PAUSE" => types::CONSUMER_PAUSE_RESPONSE,
         _ => SYSTEM_RESPONSE,
     })
+}
+
+/// An error answer to a consumer request, in that request's response shape.
+pub(super) fn consumer_error(subject: &str, e: ApiError) -> Vec<u8> {
+    generic_error(consumer_type(subject).unwrap_or(SYSTEM_RESPONSE), &e)
 }
 
 /// Read access to an account's streams for the create/update checks.
@@ -133,7 +139,7 @@ fn default_max_memory() -> i64 {
 }
 
 /// The stream's key in the store.
-fn store_key(account: &Account, stream: &str) -> String {
+pub(super) fn store_key(account: &Account, stream: &str) -> String {
     format!("{}/{stream}", account.name)
 }
 
@@ -180,6 +186,8 @@ impl Runtime {
                 subject: to.clone(),
                 headers: None,
                 payload: Bytes::from(body),
+                reply: None,
+                shown_as: None,
                 file_ack: None,
             });
         }
@@ -220,6 +228,8 @@ impl Runtime {
                     subject: to.clone(),
                     headers: h,
                     payload: p,
+                    reply: None,
+                    shown_as: None,
                     file_ack: None,
                 });
             }
@@ -280,6 +290,9 @@ impl Runtime {
             }
             ApiEndpoint::DirectGet { .. } | ApiEndpoint::DirectGetLastBySubject { .. } => {
                 unreachable!("handled above")
+            }
+            ApiEndpoint::Other if subject.starts_with("$JS.API.CONSUMER.") => {
+                self.consumer_api(acc, subject, body, opts)
             }
             ApiEndpoint::Other => match consumer_type(subject) {
                 Some(t) => (generic_error(t, &not_implemented("consumers are")), true),
@@ -459,6 +472,7 @@ impl Runtime {
         let Some(mut s) = self.uninstall(acc, name) else {
             return err(ErrorId::StreamNotFound.error());
         };
+        self.drop_consumers(acc, name);
         let key = store_key(&acc.account, name);
         let res = match s.store.kind() {
             // Deleting through the handle removes the messages and the definition.
@@ -490,7 +504,22 @@ impl Runtime {
         };
         self.dirty |= s.is_file();
         match s.store.purge(&p) {
-            Ok(n) => (to_json_vec(&StreamPurgeResponse::ok(n)), false),
+            Ok(n) => {
+                // A filtered purge leaves gaps a consumer cannot tell from the range alone;
+                // consumers learn only of the unfiltered ones for now.
+                if req.filter.is_empty() {
+                    let st = s.store.state(false);
+                    self.each_consumer(acc, name, |c, v, i, now| {
+                        let e = Event::StreamPurged {
+                            first_seq: st.first_seq,
+                            last_seq: st.last_seq,
+                            wider: false,
+                        };
+                        c.handle(now, e, v, i)
+                    });
+                }
+                (to_json_vec(&StreamPurgeResponse::ok(n)), false)
+            }
             Err(e) => err(ErrorId::StreamPurgeFailed.with_err(e)),
         }
     }
@@ -505,8 +534,15 @@ impl Runtime {
         let mode = if req.no_erase { RemoveMode::Remove } else { RemoveMode::Erase };
         self.dirty |= s.is_file();
         let st = s.store.state(false);
+        let subject = s.store.load(req.seq).ok().flatten().map(|m| m.subject);
         let resp = match s.store.remove(req.seq, mode) {
-            Ok(true) => MsgDeleteResponse::ok(),
+            Ok(true) => {
+                let subject = subject.unwrap_or_default();
+                self.each_consumer(acc, name, |c, v, i, now| {
+                    c.handle(now, Event::StreamRemoved { seq: req.seq, subject: &subject }, v, i)
+                });
+                MsgDeleteResponse::ok()
+            }
             Err(e) => MsgDeleteResponse::store_error(e),
             // nats-server's file store names the missing cases; its memory store does not.
             Ok(false) if s.is_file() && req.seq == 0 => {
@@ -536,6 +572,8 @@ impl Runtime {
                 subject: to.clone(),
                 headers: h,
                 payload: p,
+                reply: None,
+                shown_as: None,
                 file_ack: None,
             });
         }
@@ -560,6 +598,7 @@ fn stream_info(
     let mut info =
         s.info(with_dynamic(&s.cfg, COMPAT_VERSION, API_LEVEL as u32), req.deleted_details);
     info.domain = opts.jetstream.domain.clone().unwrap_or_default();
+    info.state.consumers = acc.consumers.get(name).map_or(0, |m| m.len() as u64);
     info.cluster = Some(ClusterInfo { leader: server_name.to_string(), ..Default::default() });
     let resp = if req.subjects_filter.is_empty() {
         StreamInfoResponse::ok(info)

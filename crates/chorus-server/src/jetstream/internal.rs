@@ -43,6 +43,10 @@ pub(crate) enum Target {
     Stream(u64),
     /// `$JS.API.DIRECT.GET.<stream>` and `$JS.API.DIRECT.GET.<stream>.>`.
     Direct(u64),
+    /// `$JS.API.CONSUMER.MSG.NEXT.>`: pull requests of the account's consumers.
+    Next,
+    /// `$JS.ACK.>`: acks of the account's consumers.
+    Ack,
 }
 
 impl Target {
@@ -52,6 +56,8 @@ impl Target {
             Target::DomainApi => Bytes::from_static(b"apid"),
             Target::Stream(id) => Bytes::from(format!("s{id}")),
             Target::Direct(id) => Bytes::from(format!("d{id}")),
+            Target::Next => Bytes::from_static(b"next"),
+            Target::Ack => Bytes::from_static(b"ack"),
         }
     }
 
@@ -60,6 +66,8 @@ impl Target {
         match sid {
             b"api" => Some(Target::Api),
             b"apid" => Some(Target::DomainApi),
+            b"next" => Some(Target::Next),
+            b"ack" => Some(Target::Ack),
             [b's', rest @ ..] => num(rest).map(Target::Stream),
             [b'd', rest @ ..] => num(rest).map(Target::Direct),
             _ => None,
@@ -125,6 +133,10 @@ struct SinkShared {
     srv: std::sync::Weak<ServerInner>,
     /// Stream names by runtime id, for the 429 answer (the sid carries only the id).
     names: Mutex<rustc_hash::FxHashMap<u64, String>>,
+    /// Consumers served, as `<account> <stream>.<consumer>`: a pull request for any other
+    /// is refused so its requester sees no responders, as with nats-server (where each
+    /// consumer subscribes on its own).
+    consumers: Mutex<rustc_hash::FxHashSet<String>>,
 }
 
 /// The JetStream runtime's end of internal subscriptions. Cheap to clone.
@@ -158,6 +170,7 @@ impl InternalSink {
                 last_warn: Mutex::new(None),
                 srv: Arc::downgrade(srv),
                 names: Mutex::new(Default::default()),
+                consumers: Mutex::new(Default::default()),
             }),
         }
     }
@@ -169,6 +182,25 @@ impl InternalSink {
             Some(n) => names.insert(id, n.to_string()),
             None => names.remove(&id),
         };
+    }
+
+    /// Records that a consumer is (or with `false`, no longer is) served.
+    pub(crate) fn set_consumer(&self, account: &str, stream: &str, consumer: &str, on: bool) {
+        let key = format!("{account} {stream}.{consumer}");
+        let mut set = self.shared.consumers.lock().unwrap();
+        if on {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+        }
+    }
+
+    fn serves_next(&self, account: &Account, subject: &[u8]) -> bool {
+        let Some(rest) = subject.strip_prefix(b"$JS.API.CONSUMER.MSG.NEXT.") else {
+            return false;
+        };
+        let key = format!("{} {}", account.name, String::from_utf8_lossy(rest));
+        self.shared.consumers.lock().unwrap().contains(&key)
     }
 
     pub(crate) fn wake(&self) {
@@ -186,7 +218,10 @@ impl InternalSink {
     }
 
     pub(crate) fn accounting(msg: &InternalMsg) -> Dequeued {
-        let api = matches!(msg.target, Target::Api | Target::DomainApi | Target::Direct(_));
+        let api = matches!(
+            msg.target,
+            Target::Api | Target::DomainApi | Target::Direct(_) | Target::Next
+        );
         Dequeued { size: msg.size(), api }
     }
 
@@ -207,6 +242,9 @@ impl InternalSink {
             // Direct gets and pull requests belong to the stream's (or consumer's) own
             // subscription; without one the requester must see no responders, as nats-server
             // keeps them out of its `$JS.API.>` import.
+            return false;
+        }
+        if target == Target::Next && !self.serves_next(account, subject) {
             return false;
         }
         let msg = InternalMsg {
@@ -311,7 +349,23 @@ impl Outbox {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> bool {
-        let r = account.sublist.match_subject(subject);
+        self.publish_via(srv, account, subject, subject, reply, headers, payload)
+    }
+
+    /// Like [`Outbox::publish`], but routed by `route` while receivers see `subject`: a
+    /// consumer delivery goes to a pull request's inbox with the message's own subject.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn publish_via(
+        &mut self,
+        srv: &ServerInner,
+        account: &Arc<Account>,
+        route: &[u8],
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let r = account.sublist.match_subject(route);
         let mut delivered = false;
         for s in &r.psubs {
             delivered |= self.deliver(srv, account, &s.0, subject, reply, headers, payload);

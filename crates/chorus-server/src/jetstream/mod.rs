@@ -9,6 +9,7 @@
 //!              own publishes into an account)
 //! stream.rs    one stream: config, store, duplicate window, publish path, info numbers
 //! api.rs       $JS.API.* requests and direct gets
+//! consumer.rs  consumers: their API, pull requests, acks, timers, snapshots
 //! ```
 //!
 //! # How a message travels
@@ -27,7 +28,8 @@
 //!
 //! An internal subscription is an ordinary [`Subscription`] in the account sublist whose
 //! client is an internal [`ClientShared`] carrying the sink; its sid names the target
-//! (`api`, `s<id>` for a stream's subjects, `d<id>` for its direct-get subjects). A subject no
+//! (`api`, `s<id>` for a stream's subjects, `d<id>` for its direct-get subjects, `next` and
+//! `ack` for the account's consumers' pull requests and acks). A subject no
 //! stream captures has no such subscription, so a publisher asking for an ack gets
 //! no-responders from the ordinary routing path.
 //!
@@ -61,6 +63,7 @@
 //! their own `$JS.API.>` subscription through `Runtime::enable_account`.
 
 mod api;
+mod consumer;
 mod internal;
 mod stream;
 
@@ -176,6 +179,7 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         sync,
         last_sync: Instant::now(),
         stats,
+        consumers_dirty: Default::default(),
     };
     registry().lock().unwrap().insert(srv.id.clone(), rt.stats.clone());
     rt.enable_account(&srv.gacc);
@@ -220,6 +224,10 @@ enum SyncPolicy {
 struct Reply {
     account: Arc<Account>,
     subject: Bytes,
+    /// Deliveries carry their ack subject here.
+    reply: Option<Bytes>,
+    /// Deliveries: the message's own subject (`subject` is then the inbox routed to).
+    shown_as: Option<Bytes>,
     headers: Option<Vec<u8>>,
     payload: Bytes,
     /// For a PubAck of a file stream: the stream name, so a failed sync turns it into an error.
@@ -235,6 +243,10 @@ pub(crate) struct AccountJs {
     /// Stream name by runtime id.
     pub by_id: FxHashMap<u64, String>,
     pub api_subs: Vec<Arc<Subscription>>,
+    /// Consumers by stream name, then consumer name.
+    pub consumers: BTreeMap<String, BTreeMap<String, chorus_jetstream::consumer::Consumer>>,
+    /// Pull request and ack subscriptions.
+    pub consumer_subs: Vec<Arc<Subscription>>,
     pub api_total: u64,
     pub api_errors: u64,
 }
@@ -252,6 +264,8 @@ pub(crate) struct Runtime {
     sync: SyncPolicy,
     last_sync: Instant,
     stats: Arc<JetStreamStats>,
+    /// Durable consumers whose state changed since the last commit: (account, stream, name).
+    consumers_dirty: std::collections::BTreeSet<(String, String, String)>,
 }
 
 impl Runtime {
@@ -277,6 +291,8 @@ impl Runtime {
             streams: BTreeMap::new(),
             by_id: FxHashMap::default(),
             api_subs,
+            consumers: BTreeMap::new(),
+            consumer_subs: Vec::new(),
             api_total: 0,
             api_errors: 0,
         };
@@ -305,10 +321,17 @@ impl Runtime {
                         account.name,
                         s.cfg.name
                     );
+                    let name = s.cfg.name.clone();
                     self.install(&mut acc, s);
+                    self.restore_consumers(&mut acc, &name);
                 }
                 Err(e) => tracing::error!("JetStream: stream {key:?} not restored: {e}"),
             }
+        }
+        for (subject, target) in
+            [("$JS.API.CONSUMER.MSG.NEXT.>", Target::Next), ("$JS.ACK.>", Target::Ack)]
+        {
+            acc.consumer_subs.push(subscribe(account, &acc.client, subject, target));
         }
         self.accounts.insert(account.name.clone(), acc);
     }
@@ -390,6 +413,7 @@ impl Runtime {
         // drains.
         for acc in self.accounts.values_mut() {
             unsubscribe_all(&acc.account, &mut acc.api_subs);
+            unsubscribe_all(&acc.account, &mut acc.consumer_subs);
             for s in acc.streams.values_mut() {
                 unsubscribe_all(&acc.account, &mut s.subs);
                 unsubscribe_all(&acc.account, &mut s.direct_subs);
@@ -410,6 +434,12 @@ impl Runtime {
                     wake = wake.min(d);
                 }
             }
+            for c in acc.consumers.values().flat_map(|m| m.values()) {
+                if let Some(t) = c.next_deadline() {
+                    let d = Duration::from_nanos(t.saturating_sub(now).max(0) as u64);
+                    wake = wake.min(d);
+                }
+            }
         }
         if let (SyncPolicy::Every(d), true) = (self.sync, self.dirty) {
             wake = wake.min(d.saturating_sub(self.last_sync.elapsed()));
@@ -422,6 +452,8 @@ impl Runtime {
             Target::Api | Target::DomainApi => self.handle_api(m, opts),
             Target::Stream(id) => self.handle_publish(m, id, opts),
             Target::Direct(id) => self.handle_direct(m, id, opts),
+            Target::Next => self.handle_next(m),
+            Target::Ack => self.handle_ack(m),
         }
     }
 
@@ -429,6 +461,8 @@ impl Runtime {
         let Some(acc) = self.accounts.get_mut(&m.account.name) else { return };
         // A message queued for a stream deleted meanwhile has nowhere to go.
         let Some(name) = acc.by_id.get(&id) else { return };
+        let interested = |subject: &str| consumer::any_interest(acc, name, subject);
+        let keep = std::str::from_utf8(&m.subject).is_ok_and(interested);
         let s = acc.streams.get_mut(name).expect("by_id and streams agree");
         let name = s.cfg.name.clone();
         let is_file = s.is_file();
@@ -443,14 +477,16 @@ impl Runtime {
                     };
                     let domain = opts.jetstream.domain.as_deref().unwrap_or("");
                     let h = m.headers.as_deref().unwrap_or(b"");
-                    s.publish(subject, h, &m.payload, now, &ctx, domain)
+                    s.publish(subject, h, &m.payload, now, &ctx, domain, keep)
                 }
                 Err(_) => Err(chorus_jetstream::ErrorId::StreamStoreFailed
                     .with_err("subject is not valid UTF-8")),
             };
+        let mut appended = None;
         let body = match result {
             Ok(stored) => {
                 if stored.wrote {
+                    appended = Some(stored.ack.seq);
                     self.dirty |= is_file;
                     self.stats.stored.fetch_add(1, Ordering::Relaxed);
                 }
@@ -465,12 +501,18 @@ impl Runtime {
         };
         if let Some(reply) = reply {
             self.out.push(Reply {
-                account: m.account,
+                account: m.account.clone(),
                 subject: reply,
                 headers: None,
                 payload: Bytes::from(body),
-                file_ack: is_file.then_some(name),
+                reply: None,
+                shown_as: None,
+                file_ack: is_file.then_some(name.clone()),
             });
+        }
+        if let Some(seq) = appended {
+            let subject = String::from_utf8_lossy(&m.subject);
+            self.stream_appended(&m.account.name, &name, seq, &subject);
         }
     }
 
@@ -498,10 +540,12 @@ impl Runtime {
             }
         }
         self.dirty |= dirty;
+        self.consumer_timers(now);
     }
 
     /// Ends a batch: sync (unless the policy says otherwise), then send its replies.
     fn commit(&mut self, last: bool) {
+        self.dirty |= self.write_consumer_states();
         let due = match self.sync {
             SyncPolicy::EachBatch => true,
             SyncPolicy::Every(d) => last || self.last_sync.elapsed() >= d,
@@ -532,11 +576,12 @@ impl Runtime {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         let mut outbox = Outbox::default();
         for r in self.out.drain(..) {
-            outbox.publish(
+            outbox.publish_via(
                 &self.srv,
                 &r.account,
                 &r.subject,
-                None,
+                r.shown_as.as_deref().unwrap_or(&r.subject),
+                r.reply.as_deref(),
                 r.headers.as_deref(),
                 &r.payload,
             );

@@ -170,7 +170,9 @@ impl Stream {
     }
 
     /// Checks and stores one published message (nats-server's `processJetStreamMsg` on a
-    /// single server). The caller acks after the batch's sync.
+    /// single server). The caller acks after the batch's sync. `interest`: whether a
+    /// consumer wants the message (interest retention drops it at once otherwise).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn publish(
         &mut self,
         subject: &str,
@@ -179,6 +181,7 @@ impl Stream {
         now: i64,
         ctx: &PublishContext,
         domain: &str,
+        interest: bool,
     ) -> Result<Stored, ApiError> {
         let header = strip_status(header);
         let inbound = Inbound { subject, header: &header, payload, sourced: false };
@@ -228,9 +231,9 @@ impl Stream {
             }
             None => {}
         }
-        if self.cfg.retention == RetentionPolicy::Interest {
-            // No consumer can be interested yet (consumers are not served): nats-server skips
-            // the message, keeping its sequence. Store then remove gives the same state.
+        if self.cfg.retention == RetentionPolicy::Interest && !interest {
+            // No consumer is interested: nats-server skips the message, keeping its
+            // sequence. Store then remove gives the same state.
             self.store.remove(seq, RemoveMode::Remove).map_err(store_err)?;
         }
         let mut due = MsgTtl::from_raw(d.ttl).expires_at(ts);
@@ -473,12 +476,12 @@ mod tests {
     fn publish_dedupes_and_keeps_timestamps_monotonic() {
         let mut s = stream(StreamConfig { duplicate_window: 60_000_000_000, ..cfg("D") });
         let h = b"NATS/1.0\r\nNats-Msg-Id: a\r\n\r\n";
-        let first = s.publish("d.x", h, b"1", 100, &ctx(100), "").unwrap();
+        let first = s.publish("d.x", h, b"1", 100, &ctx(100), "", false).unwrap();
         assert!(first.wrote && first.ack.seq == 1);
-        let dup = s.publish("d.y", h, b"2", 50, &ctx(50), "").unwrap();
+        let dup = s.publish("d.y", h, b"2", 50, &ctx(50), "", false).unwrap();
         assert!(!dup.wrote && dup.ack.duplicate && dup.ack.seq == 1);
         // A clock that stepped back does not store an older timestamp.
-        let later = s.publish("d.z", b"", b"3", 40, &ctx(40), "hub").unwrap();
+        let later = s.publish("d.z", b"", b"3", 40, &ctx(40), "hub", false).unwrap();
         assert_eq!(later.ack.domain, "hub");
         assert_eq!(s.store.load(2).unwrap().unwrap().timestamp, 100);
         assert_eq!(s.last_msg_id, "");
@@ -494,8 +497,8 @@ mod tests {
     #[test]
     fn interest_streams_without_consumers_keep_the_sequence_only() {
         let mut s = stream(StreamConfig { retention: RetentionPolicy::Interest, ..cfg("I") });
-        let a = s.publish("i", b"", b"1", 1, &ctx(1), "").unwrap();
-        let b = s.publish("i", b"", b"2", 2, &ctx(2), "").unwrap();
+        let a = s.publish("i", b"", b"1", 1, &ctx(1), "", false).unwrap();
+        let b = s.publish("i", b"", b"2", 2, &ctx(2), "", false).unwrap();
         assert_eq!((a.ack.seq, b.ack.seq), (1, 2));
         let st = s.state(false);
         assert_eq!((st.messages, st.last_seq), (0, 2));
