@@ -9,11 +9,18 @@
 //! - [`perms`]: [`Permissions`] compiled from allow/deny lists into sublists, so checks cost a
 //!   trie walk, and the deliver-time deny filter for wide subscriptions.
 //!
-//! JWT/operator mode and auth callout are not here yet: a configuration asking for them is
-//! refused by [`Authenticator::from_options`] rather than run without them.
+//! - [`jwt`]: NATS JWT decoding and signature checks; operator, account and user claims.
+//! - [`operator`]: operator mode: the operator -> account -> user trust chain over
+//!   `resolver: MEMORY` + `resolver_preload`, revocations, scoped signing keys.
+//!
+//! Auth callout and the URL/directory account resolvers are not here yet: a configuration
+//! asking for them is refused by [`Authenticator::from_options`] rather than run without them.
 
+pub mod jwt;
+pub mod operator;
 pub mod perms;
 pub mod users;
 
+pub use operator::{OperatorError, Trust};
 pub use perms::{PermError, Permissions, ResponsePerm};
 pub use users::{AuthConfigError, AuthError, Authenticator, Credentials, Identity};

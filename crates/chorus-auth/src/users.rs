@@ -7,6 +7,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use chorus_conf::{AuthorizationOptions, Options, Permissions as PermOptions};
 
+use crate::operator::{OperatorError, Trust};
 use crate::perms::{PermError, Permissions};
 
 /// The credentials a client presented in CONNECT.
@@ -48,6 +49,8 @@ pub enum AuthConfigError {
     Unsupported(&'static str),
     #[error("authorization: no_auth_user {0:?} is not a configured user")]
     UnknownNoAuthUser(String),
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
 }
 
 #[derive(Debug)]
@@ -89,6 +92,8 @@ pub struct Authenticator {
     nkeys: HashMap<String, User>,
     no_auth_user: Option<String>,
     default_permissions: Option<Arc<Permissions>>,
+    /// Operator (JWT) mode: when set, only user JWTs are accepted.
+    operator: Option<Trust>,
 }
 
 impl Authenticator {
@@ -98,7 +103,10 @@ impl Authenticator {
             return Err(AuthConfigError::Unsupported("auth_callout"));
         }
         if !opts.operator.is_empty() {
-            return Err(AuthConfigError::Unsupported("operator mode (JWT)"));
+            return Ok(Authenticator {
+                operator: Some(Trust::from_options(opts)?),
+                ..Authenticator::default()
+            });
         }
         let compile = |p: &Option<PermOptions>| -> Result<Option<Arc<Permissions>>, PermError> {
             p.as_ref().map(|p| Permissions::compile(p).map(Arc::new)).transpose()
@@ -153,17 +161,26 @@ impl Authenticator {
             nkeys,
             no_auth_user: a.no_auth_user.clone(),
             default_permissions,
+            operator: None,
         })
+    }
+
+    /// The operator trust chain, in operator (JWT) mode.
+    pub fn operator(&self) -> Option<&Trust> {
+        self.operator.as_ref()
     }
 
     /// Whether clients must authenticate (INFO `auth_required`).
     pub fn required(&self) -> bool {
-        self.token.is_some() || !self.users.is_empty() || !self.nkeys.is_empty()
+        self.operator.is_some()
+            || self.token.is_some()
+            || !self.users.is_empty()
+            || !self.nkeys.is_empty()
     }
 
     /// Whether INFO must carry a nonce for NKey signatures.
     pub fn needs_nonce(&self) -> bool {
-        !self.nkeys.is_empty()
+        self.operator.is_some() || !self.nkeys.is_empty()
     }
 
     /// The user a client that presents no credentials is taken as, if configured.
@@ -178,8 +195,11 @@ impl Authenticator {
     }
 
     /// Checks CONNECT credentials, in nats-server's order: NKey, token, user/password, and
-    /// `no_auth_user` when nothing was presented.
+    /// `no_auth_user` when nothing was presented. In operator mode only a user JWT is accepted.
     pub fn authenticate(&self, c: &Credentials<'_>) -> Result<Identity, AuthError> {
+        if let Some(trust) = &self.operator {
+            return trust.authenticate(c);
+        }
         if !self.required() {
             return Ok(Identity { name: None, account: None, permissions: None });
         }

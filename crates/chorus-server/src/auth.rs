@@ -1,9 +1,9 @@
 //! Client authentication on CONNECT: the server-side adapter of `chorus-auth`.
 //!
 //! `chorus-auth` decides (tokens, plain and bcrypt passwords, NKey signatures over the INFO
-//! nonce, `no_auth_user`, the account and permissions of each user); this module turns a
-//! CONNECT into its credentials. JWT/operator mode and auth callout are refused at start-up
-//! rather than silently weakened.
+//! nonce, `no_auth_user`, operator mode with user JWTs, the account and permissions of each
+//! user); this module turns a CONNECT into its credentials. Auth callout and the URL/directory
+//! account resolvers are refused at start-up rather than silently weakened.
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ impl Auth {
         self.inner.required()
     }
 
-    /// INFO must carry a nonce when NKey users exist.
+    /// INFO must carry a nonce when NKey users exist, and always in operator mode.
     pub fn needs_nonce(&self) -> bool {
         self.inner.needs_nonce()
     }

@@ -585,14 +585,19 @@ fn build_accounts(
     opts: &Options,
     old: Option<&FxHashMap<String, Arc<Account>>>,
 ) -> FxHashMap<String, Arc<Account>> {
+    // In operator mode the accounts are the preloaded account JWTs, named by public key
+    // (their signatures are checked by chorus-auth before the server starts).
+    let preloaded = opts.resolver_preload.iter().filter(|_| !opts.operator.is_empty());
     opts.accounts
         .iter()
-        .filter(|a| a.name != GLOBAL_ACCOUNT)
-        .map(|a| {
+        .map(|a| &a.name)
+        .chain(preloaded.map(|(key, _)| key))
+        .filter(|name| name.as_str() != GLOBAL_ACCOUNT)
+        .map(|name| {
             let acc = old
-                .and_then(|o| o.get(&a.name).cloned())
-                .unwrap_or_else(|| Arc::new(Account::new(&a.name, !opts.disable_sublist_cache)));
-            (a.name.clone(), acc)
+                .and_then(|o| o.get(name).cloned())
+                .unwrap_or_else(|| Arc::new(Account::new(name, !opts.disable_sublist_cache)));
+            (name.clone(), acc)
         })
         .collect()
 }
