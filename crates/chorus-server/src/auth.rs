@@ -5,8 +5,6 @@
 //! user); this module turns a CONNECT into its credentials. Auth callout and the URL/directory
 //! account resolvers are refused at start-up rather than silently weakened.
 
-use std::sync::Arc;
-
 use chorus_conf::Options;
 
 pub use chorus_auth::{AuthConfigError, AuthError, Identity, Permissions};
@@ -57,6 +55,3 @@ impl Auth {
         self.inner.identity_of(name)
     }
 }
-
-/// Shared, compiled permissions of a connected client.
-pub type ClientPerms = Option<Arc<Permissions>>;

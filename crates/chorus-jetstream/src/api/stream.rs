@@ -213,25 +213,6 @@ pub struct StreamPurgeRequest {
     pub keep: u64,
 }
 
-macro_rules! response {
-    ($(#[$m:meta])* $name:ident, $type_const:ident { $($body:tt)* }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        pub struct $name {
-            #[serde(rename = "type")]
-            pub kind: String,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            pub error: Option<ApiError>,
-            $($body)*
-        }
-
-        impl $name {
-            /// The response `type` string.
-            pub const TYPE: &'static str = $type_const;
-        }
-    };
-}
-
 response!(
     /// STREAM.CREATE response. `did_create` is true for every success, including an
     /// identical stream that already existed.

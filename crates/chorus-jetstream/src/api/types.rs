@@ -24,3 +24,25 @@ pub const CONSUMER_LIST_RESPONSE: &str = "io.nats.jetstream.api.v1.consumer_list
 pub const CONSUMER_PAUSE_RESPONSE: &str = "io.nats.jetstream.api.v1.consumer_pause_response";
 /// Sent for requests the server cannot take right now.
 pub const SYSTEM_OVERLOADED: &str = "io.nats.jetstream.api.v1.system_overloaded";
+
+/// An API response struct: the `type` string, an optional `error`, then the given fields
+/// (shared by the stream and consumer APIs).
+macro_rules! response {
+    ($(#[$m:meta])* $name:ident, $type_const:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name {
+            #[serde(rename = "type")]
+            pub kind: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub error: Option<ApiError>,
+            $($body)*
+        }
+
+        impl $name {
+            /// The response `type` string.
+            pub const TYPE: &'static str = $type_const;
+        }
+    };
+}
+pub(crate) use response;

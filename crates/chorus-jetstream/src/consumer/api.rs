@@ -76,25 +76,6 @@ pub struct ConsumerInfo {
     pub priority_groups: Vec<PriorityGroupState>,
 }
 
-macro_rules! response {
-    ($(#[$m:meta])* $name:ident, $type_const:ident { $($body:tt)* }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        pub struct $name {
-            #[serde(rename = "type")]
-            pub kind: String,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            pub error: Option<ApiError>,
-            $($body)*
-        }
-
-        impl $name {
-            /// The response `type` string.
-            pub const TYPE: &'static str = $type_const;
-        }
-    };
-}
-
 response!(
     /// CONSUMER.CREATE / DURABLE.CREATE response.
     ConsumerCreateResponse, CONSUMER_CREATE_RESPONSE {
