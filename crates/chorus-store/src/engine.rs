@@ -4,8 +4,10 @@
 //! per-subject index; it never decides anything.
 //!
 //! Each mutation runs against the backend's pending batch and ends with one
-//! [`Backend::commit`]; if it fails half-way the batch is dropped and the handle refuses further
-//! work ([`StoreError::Broken`]), since the summary may have moved ahead of the disk.
+//! [`Backend::commit`]; if it fails half-way the mutation is dropped and the handle refuses
+//! further work ([`StoreError::Broken`]), since the summary may have moved ahead of the disk.
+//! A backend may buffer committed mutations (FileStore groups them into one database write
+//! per [`Backend::flush`]); reads always see them.
 
 use crate::error::{Result, StoreError};
 use crate::filter::SubjectFilter;
@@ -76,6 +78,10 @@ pub(crate) trait Backend: Send {
     fn commit(&mut self, seqs: &SeqState) -> Result<()>;
     /// Drops the pending operation.
     fn abort(&mut self);
+    /// Hands committed writes to the storage (the operating system), without waiting for
+    /// stable storage.
+    fn flush(&mut self) -> Result<()>;
+    /// Flushes, then waits until everything written is on stable storage.
     fn sync(&mut self) -> Result<()>;
     /// Deletes all of the stream's data and metadata.
     fn destroy(&mut self) -> Result<()>;
@@ -692,6 +698,15 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.ready()?;
         self.b.sync()
+    }
+
+    /// Writes what committed mutations buffered. Also on a broken handle: the mutations
+    /// committed before the failure are consistent and were reported as done.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.b.flush()
     }
 
     pub(crate) fn delete(&mut self) -> Result<()> {

@@ -164,6 +164,10 @@ impl Backend for MemBackend {
 
     fn abort(&mut self) {}
 
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     fn sync(&mut self) -> Result<()> {
         Ok(())
     }

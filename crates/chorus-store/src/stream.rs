@@ -29,7 +29,14 @@ pub trait StreamStore: Send {
     /// An empty batch changes nothing and returns `seq = last_seq + 1 > last_seq`.
     fn append_batch(&mut self, msgs: &[NewMessage<'_>]) -> Result<Appended>;
 
-    /// Durability barrier: returns once everything written so far is on stable storage.
+    /// Hands everything written so far to the storage (for the file store: the operating
+    /// system) without waiting for stable storage. Writes are buffered until then so that a
+    /// whole batch of publishes costs one database write; they are visible to reads at once.
+    /// A store never buffers without bound: it writes on its own past a size limit.
+    fn flush(&mut self) -> Result<()>;
+
+    /// Durability barrier: flushes, then returns once everything written so far is on stable
+    /// storage.
     fn sync(&mut self) -> Result<()>;
 
     /// The message at `seq`, or `None` if it never existed or was removed.
@@ -105,6 +112,9 @@ macro_rules! delegate_stream_store {
             fn append_batch(&mut self, msgs: &[NewMessage<'_>]) -> Result<Appended> {
                 self.engine.append_batch(msgs)
             }
+            fn flush(&mut self) -> Result<()> {
+                self.engine.flush()
+            }
             fn sync(&mut self) -> Result<()> {
                 self.engine.sync()
             }
@@ -179,6 +189,9 @@ impl<S: StreamStore + ?Sized> StreamStore for Box<S> {
     }
     fn append_batch(&mut self, msgs: &[NewMessage<'_>]) -> Result<Appended> {
         (**self).append_batch(msgs)
+    }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
     }
     fn sync(&mut self) -> Result<()> {
         (**self).sync()

@@ -747,6 +747,11 @@ pub fn model_random_ops<S: StreamStore>(mut new: impl FnMut() -> S) {
                 assert_eq!(s.compact(to).unwrap(), expect, "compact {to}");
             }
             _ => {
+                // Mixes buffered and written state for stores that buffer (group commit):
+                // reads must merge both.
+                if rng.below(2) == 0 {
+                    s.flush().unwrap();
+                }
                 let f = SubjectFilter::subject(filters[rng.below(5) as usize]);
                 let start = first + rng.below(last + 2 - first);
                 let want: Vec<u64> =
@@ -772,5 +777,11 @@ pub fn model_random_ops<S: StreamStore>(mut new: impl FnMut() -> S) {
             *totals.entry(m.0.to_owned()).or_default() += 1;
         }
         assert_eq!(s.subjects_totals(&SubjectFilter::all()), totals, "step {step}");
+        if step % 8 == 0 {
+            for q in first.saturating_sub(1)..=last + 1 {
+                let got = s.load(q).unwrap().map(|m| m.subject);
+                assert_eq!(got.as_deref(), model.get(&q).map(|m| m.0), "load {q}, step {step}");
+            }
+        }
     }
 }

@@ -352,8 +352,11 @@ fn failed_write_poisons_the_store() {
         let store = Store::open(dir.path()).unwrap();
         let mut a = store.create_stream("A", b"").unwrap();
         a.append(&NewMessage::new("a", b"1", T0)).unwrap();
+        a.flush().unwrap();
         store.inject_fault(Fault::FailNextWrite);
-        let err = a.append(&NewMessage::new("a", b"2", T0)).unwrap_err();
+        // Appends are buffered (group commit): the write happens at the flush.
+        a.append(&NewMessage::new("a", b"2", T0)).unwrap();
+        let err = a.flush().unwrap_err();
         assert!(matches!(err, StoreError::Injected("write")), "{err}");
         // Nothing is served any more: what reached the disk is unknown.
         assert!(matches!(a.load(1), Err(StoreError::Broken { .. } | StoreError::Poisoned(_))));
@@ -471,4 +474,62 @@ fn measure_batch_append_sync() {
             n as f64 * 1024.0 / el.as_secs_f64() / 1048576.0
         );
     }
+}
+
+/// Group commit: appends are buffered until a flush, readable at once, and a handle dropped
+/// without a flush still writes what its committed mutations buffered.
+#[test]
+fn buffered_writes_are_read_back_and_survive_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut a = store.create_stream("A", b"").unwrap();
+        for i in 0..5 {
+            a.append(&NewMessage::new("g.a", format!("m{i}").as_bytes(), T0)).unwrap();
+        }
+        a.flush().unwrap();
+        // Buffered on top of written: a removal of a written message, new appends, a purge
+        // of one subject.
+        assert!(a.remove(2, RemoveMode::Remove).unwrap());
+        a.append(&NewMessage::new("g.b", b"b1", T0)).unwrap();
+        a.append(&NewMessage::new("g.a", b"m5", T0)).unwrap();
+        assert!(a.load(2).unwrap().is_none());
+        assert_eq!(&a.load(7).unwrap().unwrap().payload[..], b"m5");
+        let f = SubjectFilter::subject("g.b");
+        assert_eq!(a.load_next(&f, 1).unwrap().unwrap().seq, 6);
+        assert_eq!(a.load_last(&SubjectFilter::subject("g.a")).unwrap().unwrap().seq, 7);
+        let purged = a
+            .purge(&chorus_store::PurgeRequest { subject: Some("g.a".into()), seq: 0, keep: 1 })
+            .unwrap();
+        assert_eq!(purged, 4);
+        assert_eq!(a.state(false).msgs, 2);
+        // Dropped without flush or sync.
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.open_stream("A").unwrap();
+    let st = a.state(true);
+    assert_eq!((st.msgs, st.first_seq, st.last_seq), (2, 6, 7));
+    assert_eq!(&a.load(6).unwrap().unwrap().payload[..], b"b1");
+    assert_eq!(&a.load(7).unwrap().unwrap().payload[..], b"m5");
+    assert!(a.load(1).unwrap().is_none());
+}
+
+/// A caller that never flushes does not buffer without bound: a large group is written on
+/// its own.
+#[test]
+fn large_groups_are_written_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut a = store.create_stream("A", b"").unwrap();
+    let body = vec![b'x'; 64 * 1024];
+    let mut peak = 0;
+    for _ in 0..1100 {
+        a.append(&NewMessage::new("big", &body, T0)).unwrap();
+        peak = peak.max(a.buffered_bytes());
+    }
+    assert!(peak > 0, "appends are buffered");
+    assert!(a.buffered_bytes() < 1100 * body.len(), "the group was written on its own");
+    assert!(peak <= 64 * 1024 * 1024 + body.len() + 64, "peak {peak}");
+    a.flush().unwrap();
+    assert_eq!(a.buffered_bytes(), 0);
 }

@@ -20,11 +20,22 @@
 //!                                                                      │
 //! runtime thread: take everything queued (up to a batch) ──────────────┘
 //!   for each: $JS.API request -> api.rs; stream subject -> check_publish -> store.append
+//!     (appends are buffered in the stream's store: reads see them at once)
 //!   timers (max_age / TTL expiry, duplicate window)
-//!   ONE store sync for the batch (group commit)            <- durable
-//!   then every reply of the batch: PubAcks, API responses -> Outbox -> subscribers' buffers
+//!   flush: ONE database write per changed stream, then the consumers' snapshots
+//!   hand the batch (its replies) to the sync thread ─────────┐   and take the next batch
+//!                                                            ▼
+//! sync thread: take every batch handed over so far, ONE fsync for all of them  <- durable
+//!   then their replies in order: PubAcks, API responses, deliveries -> subscribers' buffers
 //!   wake each touched writer once
 //! ```
+//!
+//! The two threads form a pipeline: while the sync thread waits on the disk, the runtime
+//! thread stores the next batch, and keeps growing it (one database write and one fsync for
+//! everything that arrived meanwhile) until the sync thread is free again and wakes it, or
+//! the batch reaches [`MAX_BATCH_MSGS`] replies (then it waits for the sync thread), so
+//! memory stays bounded. Replies leave in batch order, and nothing
+//! stored is shown to anyone (ack, delivery, direct get) before the fsync that covers it.
 //!
 //! An internal subscription is an ordinary [`Subscription`] in the account sublist whose
 //! client is an internal [`ClientShared`] carrying the sink; its sid names the target
@@ -36,7 +47,8 @@
 //! # Durability
 //!
 //! By default a PubAck is sent only after the batch that stored the message was synced
-//! (`DB::flush_wal(true)`: one fsync per batch, however many messages and streams it holds).
+//! (`DB::flush_wal(true)`: one fsync per batch or fewer, however many messages and streams
+//! it holds).
 //! `sync_interval: always` is the same. An explicitly configured `sync_interval` other than
 //! nats-server's default of 2 minutes gives nats-server's weaker behaviour instead: acks go
 //! out once the write reached the operating system, and the store is synced at that
@@ -70,12 +82,13 @@ mod stream;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chorus_conf::{DEFAULT_SYNC_INTERVAL, Options, SyncInterval};
+use chorus_jetstream::ApiError;
 use chorus_store::{MemStore, StorageKind, Store, StreamStore};
 use rustc_hash::FxHashMap;
 use tokio::task::JoinHandle;
@@ -180,6 +193,9 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         last_sync: Instant::now(),
         stats,
         consumers_dirty: Default::default(),
+        flights: None,
+        syncer: None,
+        syncer_idle: Arc::new(AtomicBool::new(true)),
     };
     registry().lock().unwrap().insert(srv.id.clone(), rt.stats.clone());
     rt.enable_account(&srv.gacc);
@@ -188,6 +204,22 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         tracing::info!("  Recovered {n} stream(s)");
     }
     tracing::info!("JetStream ready");
+
+    let (ftx, frx) = std::sync::mpsc::sync_channel(1);
+    let syncer = Syncer {
+        store: rt.store.clone(),
+        srv: srv.clone(),
+        stats: rt.stats.clone(),
+        idle: rt.syncer_idle.clone(),
+        wake: rt.sink.clone(),
+    };
+    rt.syncer = Some(
+        std::thread::Builder::new()
+            .name("chorus-js-sync".into())
+            .spawn(move || syncer.run(frx))
+            .map_err(StartError::Thread)?,
+    );
+    rt.flights = Some(ftx);
 
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
@@ -266,6 +298,11 @@ pub(crate) struct Runtime {
     stats: Arc<JetStreamStats>,
     /// Durable consumers whose state changed since the last commit: (account, stream, name).
     consumers_dirty: std::collections::BTreeSet<(String, String, String)>,
+    /// Batches on their way out, to the syncer thread.
+    flights: Option<SyncSender<Flight>>,
+    syncer: Option<std::thread::JoinHandle<()>>,
+    /// The syncer waits for work; while it does not, batches accumulate here.
+    syncer_idle: Arc<AtomicBool>,
 }
 
 impl Runtime {
@@ -409,6 +446,13 @@ impl Runtime {
             self.commit(false);
         }
         self.commit(true);
+        // The syncer drains what is in the air, syncs, sends the last replies and ends.
+        self.flights = None;
+        if let Some(h) = self.syncer.take()
+            && h.join().is_err()
+        {
+            tracing::error!("JetStream sync thread panicked");
+        }
         // Nothing answers any more: publishers get no-responders instead of a queue nobody
         // drains.
         for acc in self.accounts.values_mut() {
@@ -545,20 +589,95 @@ impl Runtime {
 
     /// Ends a batch: sync (unless the policy says otherwise), then send its replies.
     fn commit(&mut self, last: bool) {
-        self.dirty |= self.write_consumer_states();
+        // Group commit: while the syncer is busy with the previous batch, this one keeps
+        // growing (the syncer wakes this thread when it is done), up to a bound.
+        let idle = self.syncer_idle.load(Ordering::Acquire);
+        if !idle && !last && self.out.len() < MAX_BATCH_MSGS {
+            return;
+        }
         let due = match self.sync {
             SyncPolicy::EachBatch => true,
             SyncPolicy::Every(d) => last || self.last_sync.elapsed() >= d,
         };
-        if self.dirty && due {
+        // Every batch is written (one database write per stream that changed), whatever the
+        // sync policy: even the weaker policy acks only what reached the operating system.
+        // (Memory streams and streams without buffered writes return at once.)
+        let mut failed = None;
+        for s in self.accounts.values_mut().flat_map(|a| a.streams.values_mut()) {
+            if let Err(e) = s.store.flush() {
+                tracing::error!("JetStream: writing stream {:?} failed: {e}", s.cfg.name);
+                failed.get_or_insert(e);
+            }
+        }
+        // After the streams: a consumer's state never gets ahead of the messages it names.
+        self.dirty |= self.write_consumer_states();
+        let sync = self.dirty && due && failed.is_none();
+        if sync || failed.is_some() {
             self.dirty = false;
             self.last_sync = Instant::now();
-            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = self.store.sync() {
-                tracing::error!("JetStream: store sync failed, acks of this batch fail: {e}");
-                let err = chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e);
-                for r in &mut self.out {
-                    if let Some(name) = &r.file_ack {
+        }
+        if self.out.is_empty() && !sync {
+            return;
+        }
+        self.syncer_idle.store(false, Ordering::Release);
+        let flight = Flight {
+            sync,
+            failed: failed.map(|e| chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e)),
+            replies: std::mem::take(&mut self.out),
+        };
+        if let Some(tx) = &self.flights
+            && let Err(e) = tx.send(flight)
+        {
+            tracing::error!("JetStream: the sync thread is gone; a batch's replies are dropped");
+            drop(e);
+        }
+    }
+}
+
+/// One batch on its way out: written to the store, to be synced, then answered.
+struct Flight {
+    sync: bool,
+    /// Writing the batch failed: its file acks become this error.
+    failed: Option<ApiError>,
+    replies: Vec<Reply>,
+}
+
+/// The second half of group commit, on its own thread: while it waits on an fsync, the
+/// runtime thread already stores the next batch (a pipeline of two stages). Batches that
+/// queued up during an fsync share the next one.
+struct Syncer {
+    store: Store,
+    srv: Arc<ServerInner>,
+    stats: Arc<JetStreamStats>,
+    idle: Arc<AtomicBool>,
+    /// Wakes the runtime thread, which holds back its batch while the syncer is busy.
+    wake: InternalSink,
+}
+
+impl Syncer {
+    fn run(self, rx: Receiver<Flight>) {
+        let mut group = Vec::new();
+        while let Ok(first) = rx.recv() {
+            group.push(first);
+            while let Ok(f) = rx.try_recv() {
+                group.push(f);
+            }
+            let mut sync_err = None;
+            if group.iter().any(|f| f.sync) {
+                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.store.sync() {
+                    tracing::error!("JetStream: store sync failed, acks of this batch fail: {e}");
+                    sync_err = Some(chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e));
+                }
+            }
+            let mut outbox = Outbox::default();
+            for f in group.drain(..) {
+                if !f.replies.is_empty() {
+                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                }
+                let err = f.failed.as_ref().or(sync_err.as_ref());
+                for mut r in f.replies {
+                    if let (Some(err), Some(name)) = (err, &r.file_ack) {
                         r.payload = Bytes::from(
                             chorus_jetstream::stream::publish::PubAckResponse::error(
                                 name,
@@ -567,26 +686,21 @@ impl Runtime {
                             .to_wire(),
                         );
                     }
+                    outbox.publish_via(
+                        &self.srv,
+                        &r.account,
+                        &r.subject,
+                        r.shown_as.as_deref().unwrap_or(&r.subject),
+                        r.reply.as_deref(),
+                        r.headers.as_deref(),
+                        &r.payload,
+                    );
                 }
             }
+            outbox.flush();
+            self.idle.store(true, Ordering::Release);
+            self.wake.wake();
         }
-        if self.out.is_empty() {
-            return;
-        }
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        let mut outbox = Outbox::default();
-        for r in self.out.drain(..) {
-            outbox.publish_via(
-                &self.srv,
-                &r.account,
-                &r.subject,
-                r.shown_as.as_deref().unwrap_or(&r.subject),
-                r.reply.as_deref(),
-                r.headers.as_deref(),
-                &r.payload,
-            );
-        }
-        outbox.flush();
     }
 }
 

@@ -5,6 +5,7 @@ pub mod codec;
 use crate::engine::{Backend, Engine, IndexEntry, MsgMeta, SeqState, Summary};
 use crate::error::{Result, StoreError};
 use crate::types::{NewMessage, StorageKind, StoredMsg, SubjectState, file_msg_size};
+use bytes::Bytes;
 use codec::{
     CF_MESSAGES, CF_META, CF_RAFT, CF_SUBJECTS, FORMAT_VERSION, META_NEXT_ID, META_VERSION,
 };
@@ -309,12 +310,16 @@ impl Store {
             shared: self.shared.clone(),
             id,
             name: name.to_owned(),
-            batch: WriteBatch::default(),
+            ops: Vec::new(),
+            mark: 0,
+            op_bytes: 0,
+            sealed_seqs: None,
             dirty: false,
             pending_puts: BTreeMap::new(),
             pending_dels: HashSet::new(),
             cleared: false,
             erase: Vec::new(),
+            erase_mark: 0,
             corrupt: Mutex::new(BTreeSet::new()),
         };
         // On error the backend drops here and unregisters itself.
@@ -478,29 +483,63 @@ struct PendingMeta {
     ts: i64,
     expires: i64,
     ttl_never: bool,
+    /// The encoded record, shared with its buffered put.
+    record: Bytes,
 }
 
-/// Backend of [`FileStore`]. Mutations accumulate in one `WriteBatch`; an overlay of the
-/// batch's puts and deletes lets the engine read its own writes before the commit.
+/// One buffered database operation. Ops are kept as values (not in a `WriteBatch`) so a failed
+/// mutation can be cut off the group by truncating the vector.
+enum Op {
+    Put(&'static str, Vec<u8>, Bytes),
+    Delete(&'static str, Vec<u8>),
+    DeleteRange(&'static str, [u8; 8], [u8; 8]),
+}
+
+/// Most buffered operations before a commit writes the group on its own, so a caller that
+/// never flushes still has bounded memory.
+const GROUP_MAX_OPS: usize = 64 * 1024;
+/// Most buffered value bytes before a commit writes the group on its own.
+const GROUP_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Backend of [`FileStore`].
+///
+/// Group commit: committed mutations are not written one by one. Their operations accumulate
+/// in `ops` (the group) and reach RocksDB as one `WriteBatch` — one WAL append, one memtable
+/// pass — on [`Backend::flush`] (the runtime flushes once per batch of publishes, then syncs
+/// once). Until then an overlay of the group's puts and deletes answers reads, so the engine
+/// and every reader see their writes at once. `mark` separates the committed part of the
+/// group from the mutation in progress: an abort cuts the group back to it.
 pub(crate) struct FileBackend {
     shared: Arc<Shared>,
     id: u64,
     name: String,
-    batch: WriteBatch,
+    ops: Vec<Op>,
+    /// `ops[..mark]` belongs to committed mutations.
+    mark: usize,
+    /// Value bytes in `ops`.
+    op_bytes: usize,
+    /// The watermarks of the last committed mutation, written with the group.
+    sealed_seqs: Option<SeqState>,
+    /// The mutation in progress changed something.
     dirty: bool,
-    /// Messages put in the pending batch (always newer than any committed one).
+    /// Messages put in the group (always newer than any message in the database).
     pending_puts: BTreeMap<u64, PendingMeta>,
-    /// Committed messages deleted in the pending batch.
+    /// Messages in the database deleted in the group.
     pending_dels: HashSet<u64>,
-    /// The pending batch starts with a range delete of the whole stream.
+    /// The group contains a range delete of the whole stream: nothing in the database counts.
     cleared: bool,
-    /// Sequences to compact away after the commit (erase).
+    /// Sequences to compact away after the group is written (erase).
     erase: Vec<u64>,
+    /// `erase[..erase_mark]` belongs to committed mutations.
+    erase_mark: usize,
     corrupt: Mutex<BTreeSet<u64>>,
 }
 
 impl Drop for FileBackend {
     fn drop(&mut self) {
+        // Committed writes are not dropped with the handle; a failure poisons the store, which
+        // is all that can be done from here.
+        let _ = self.flush_group();
         lock(&self.shared.open).remove(&self.id);
     }
 }
@@ -513,6 +552,51 @@ impl FileBackend {
 
     fn committed_visible(&self, seq: u64) -> bool {
         !self.cleared && !self.pending_dels.contains(&seq)
+    }
+
+    fn push(&mut self, op: Op) {
+        if let Op::Put(_, _, v) = &op {
+            self.op_bytes += v.len();
+        }
+        self.ops.push(op);
+        self.dirty = true;
+    }
+
+    /// Writes the committed part of the group as one batch and forgets the overlay.
+    fn flush_group(&mut self) -> Result<()> {
+        debug_assert_eq!(self.mark, self.ops.len(), "flush inside a mutation");
+        let Some(seqs) = self.sealed_seqs.take() else {
+            return Ok(());
+        };
+        let sh = self.shared.clone();
+        let mut batch = WriteBatch::default();
+        for op in self.ops.drain(..) {
+            match op {
+                Op::Put(cf, k, v) => batch.put_cf(sh.cf(cf), k, v),
+                Op::Delete(cf, k) => batch.delete_cf(sh.cf(cf), k),
+                Op::DeleteRange(cf, lo, hi) => batch.delete_range_cf(sh.cf(cf), lo, hi),
+            }
+        }
+        // The watermarks ride in every batch, so they are exactly as durable as the records.
+        let skey = codec::seqs_key(self.id);
+        batch.put_cf(sh.cf(CF_META), skey, codec::seal(&skey, &codec::encode_seqs(&seqs)));
+        let erase = std::mem::take(&mut self.erase);
+        self.mark = 0;
+        self.erase_mark = 0;
+        self.op_bytes = 0;
+        self.pending_puts.clear();
+        self.pending_dels.clear();
+        self.cleared = false;
+        sh.write(batch, false)?;
+        let cf = sh.cf(CF_MESSAGES);
+        for seq in erase {
+            // Rewrites the SST files holding older versions of the record; the WAL keeps its
+            // copy until it is recycled.
+            let lo = codec::message_key(self.id, seq);
+            let hi = codec::message_key(self.id, seq + 1);
+            sh.db.compact_range_cf(cf, Some(lo), Some(hi));
+        }
+        Ok(())
     }
 
     /// Rebuilds the summary from the subject index and the sequence watermarks.
@@ -619,6 +703,14 @@ impl Backend for FileBackend {
 
     fn load(&self, seq: u64) -> Result<Option<StoredMsg>> {
         let key = codec::message_key(self.id, seq);
+        if let Some(p) = self.pending_puts.get(&seq) {
+            return codec::decode_message(&key, seq, &p.record)
+                .map(Some)
+                .map_err(|d| self.corrupt_err(seq, d));
+        }
+        if !self.committed_visible(seq) {
+            return Ok(None);
+        }
         match self.shared.db.get_pinned_cf(self.shared.cf(CF_MESSAGES), key)? {
             None => Ok(None),
             Some(v) => {
@@ -737,17 +829,31 @@ impl Backend for FileBackend {
             Some(end) => codec::message_key(self.id, end).to_vec(),
             None => codec::stream_range(self.id).1.to_vec(),
         };
-        let mut it = self.shared.iter(CF_MESSAGES, &lo, Some(hi));
-        it.seek(lo);
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let seq = codec::message_key_seq(k).unwrap_or(0);
-            let m = codec::decode_message(k, seq, v).map_err(|d| self.corrupt_err(seq, d))?;
+        if !self.cleared {
+            let mut it = self.shared.iter(CF_MESSAGES, &lo, Some(hi));
+            it.seek(lo);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let seq = codec::message_key_seq(k).unwrap_or(0);
+                if !self.pending_dels.contains(&seq) {
+                    let m =
+                        codec::decode_message(k, seq, v).map_err(|d| self.corrupt_err(seq, d))?;
+                    if !f(m) {
+                        return Ok(());
+                    }
+                }
+                it.next();
+            }
+            it.status()?;
+        }
+        // Buffered messages are newer than everything in the database.
+        for (&seq, p) in self.pending_puts.range(from..=upto) {
+            let key = codec::message_key(self.id, seq);
+            let m = codec::decode_message(&key, seq, &p.record)
+                .map_err(|d| self.corrupt_err(seq, d))?;
             if !f(m) {
                 return Ok(());
             }
-            it.next();
         }
-        it.status()?;
         Ok(())
     }
 
@@ -761,13 +867,11 @@ impl Backend for FileBackend {
             msg.timestamp,
             msg.ttl,
         );
-        self.batch.put_cf(self.shared.cf(CF_MESSAGES), key, value);
+        let value = Bytes::from(value);
+        self.push(Op::Put(CF_MESSAGES, key.to_vec(), value.clone()));
         let ik = codec::subject_key(self.id, msg.subject, seq);
-        self.batch.put_cf(
-            self.shared.cf(CF_SUBJECTS),
-            &ik,
-            codec::encode_index(&ik, size, expires),
-        );
+        let iv = Bytes::copy_from_slice(&codec::encode_index(&ik, size, expires));
+        self.push(Op::Put(CF_SUBJECTS, ik, iv));
         self.pending_puts.insert(
             seq,
             PendingMeta {
@@ -776,16 +880,15 @@ impl Backend for FileBackend {
                 ts: msg.timestamp,
                 expires,
                 ttl_never: msg.ttl == crate::types::MsgTtl::Never,
+                record: value,
             },
         );
-        self.dirty = true;
         Ok(())
     }
 
     fn remove(&mut self, seq: u64, subject: &str, erase: bool) -> Result<()> {
-        self.batch.delete_cf(self.shared.cf(CF_MESSAGES), codec::message_key(self.id, seq));
-        self.batch
-            .delete_cf(self.shared.cf(CF_SUBJECTS), codec::subject_key(self.id, subject, seq));
+        self.push(Op::Delete(CF_MESSAGES, codec::message_key(self.id, seq).to_vec()));
+        self.push(Op::Delete(CF_SUBJECTS, codec::subject_key(self.id, subject, seq)));
         if self.pending_puts.remove(&seq).is_none() {
             self.pending_dels.insert(seq);
         }
@@ -793,18 +896,16 @@ impl Backend for FileBackend {
             self.erase.push(seq);
         }
         lock(&self.corrupt).remove(&seq);
-        self.dirty = true;
         Ok(())
     }
 
     fn clear(&mut self) -> Result<()> {
         let (lo, hi) = codec::stream_range(self.id);
-        self.batch.delete_range_cf(self.shared.cf(CF_MESSAGES), lo, hi);
-        self.batch.delete_range_cf(self.shared.cf(CF_SUBJECTS), lo, hi);
+        self.push(Op::DeleteRange(CF_MESSAGES, lo, hi));
+        self.push(Op::DeleteRange(CF_SUBJECTS, lo, hi));
         self.pending_puts.clear();
         self.pending_dels.clear();
         self.cleared = true;
-        self.dirty = true;
         Ok(())
     }
 
@@ -812,49 +913,51 @@ impl Backend for FileBackend {
         if !self.dirty {
             return Ok(());
         }
-        // The watermarks ride in every batch, so they are exactly as durable as the records.
-        let skey = codec::seqs_key(self.id);
-        self.batch.put_cf(
-            self.shared.cf(CF_META),
-            skey,
-            codec::seal(&skey, &codec::encode_seqs(seqs)),
-        );
-        let batch = std::mem::take(&mut self.batch);
-        let erase = std::mem::take(&mut self.erase);
-        self.abort();
-        self.shared.write(batch, false)?;
+        self.dirty = false;
+        self.mark = self.ops.len();
+        self.erase_mark = self.erase.len();
+        self.sealed_seqs = Some(*seqs);
         {
             let mut c = lock(&self.corrupt);
             if seqs.first_seq > 0 {
                 *c = c.split_off(&seqs.first_seq);
             }
         }
-        let cf = self.shared.cf(CF_MESSAGES);
-        for seq in erase {
-            // Rewrites the SST files holding older versions of the record; the WAL keeps its
-            // copy until it is recycled.
-            let lo = codec::message_key(self.id, seq);
-            let hi = codec::message_key(self.id, seq + 1);
-            self.shared.db.compact_range_cf(cf, Some(lo), Some(hi));
+        if self.ops.len() >= GROUP_MAX_OPS || self.op_bytes >= GROUP_MAX_BYTES {
+            self.flush_group()?;
         }
         Ok(())
     }
 
     fn abort(&mut self) {
-        self.batch.clear();
-        self.pending_puts.clear();
-        self.pending_dels.clear();
-        self.cleared = false;
-        self.erase.clear();
+        // The engine takes the handle out of service after an abort, so the overlay (which
+        // may hold part of the failed mutation) is never read again; the committed part of
+        // the group stays, to be written by the next flush.
+        self.ops.truncate(self.mark);
+        self.erase.truncate(self.erase_mark);
         self.dirty = false;
     }
 
+    fn flush(&mut self) -> Result<()> {
+        self.flush_group()
+    }
+
     fn sync(&mut self) -> Result<()> {
+        self.flush_group()?;
         self.shared.sync()
     }
 
     fn destroy(&mut self) -> Result<()> {
-        self.abort();
+        self.ops.clear();
+        self.mark = 0;
+        self.op_bytes = 0;
+        self.sealed_seqs = None;
+        self.erase.clear();
+        self.erase_mark = 0;
+        self.pending_puts.clear();
+        self.pending_dels.clear();
+        self.cleared = false;
+        self.dirty = false;
         let _g = lock(&self.shared.meta_lock);
         let mut b = WriteBatch::default();
         destroy_into(&self.shared, &mut b, self.id, &self.name);
@@ -888,5 +991,10 @@ impl FileStore {
     /// The stream's name.
     pub fn name(&self) -> &str {
         &self.engine.backend().name
+    }
+
+    /// Value bytes buffered by group commit and not yet written.
+    pub fn buffered_bytes(&self) -> usize {
+        self.engine.backend().op_bytes
     }
 }
