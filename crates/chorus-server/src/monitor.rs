@@ -73,6 +73,7 @@ const SUBSZ_PATH: &str = "/subsz";
 const SUBSZ_ALIAS: &str = "/subscriptionsz";
 const HEALTHZ_PATH: &str = "/healthz";
 const METRICS_PATH: &str = "/metrics";
+const JSZ_PATH: &str = "/jsz";
 
 /// Accepts monitor connections until the server shuts down.
 pub(crate) async fn serve(inner: Arc<ServerInner>, listener: TcpListener) {
@@ -95,7 +96,7 @@ pub(crate) async fn serve(inner: Arc<ServerInner>, listener: TcpListener) {
             let stop = m.inner.shutdown.clone();
             let svc = hyper::service::service_fn(move |req| {
                 let m = m.clone();
-                async move { Ok::<_, Infallible>(m.handle(&req)) }
+                async move { Ok::<_, Infallible>(m.handle(&req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -110,6 +111,40 @@ pub(crate) async fn serve(inner: Arc<ServerInner>, listener: TcpListener) {
 }
 
 type Resp = Response<Full<Bytes>>;
+
+/// `/jsz` of a server without JetStream: nats-server's zero `JSInfo`.
+#[derive(Serialize)]
+struct JszDisabled {
+    memory: u64,
+    storage: u64,
+    reserved_memory: u64,
+    reserved_storage: u64,
+    accounts: u64,
+    ha_assets: u64,
+    api: JszDisabledApi,
+    server_id: String,
+    now: String,
+    disabled: bool,
+    config: JszDisabledConfig,
+    streams: u64,
+    consumers: u64,
+    messages: u64,
+    bytes: u64,
+    total: u64,
+}
+
+#[derive(Serialize, Default)]
+struct JszDisabledApi {
+    level: u64,
+    total: u64,
+    errors: u64,
+}
+
+#[derive(Serialize, Default)]
+struct JszDisabledConfig {
+    max_memory: u64,
+    max_storage: u64,
+}
 
 /// The monitor's own state: the request counters shown in `/varz` and the CPU sampler.
 struct Monitor {
@@ -126,7 +161,7 @@ impl Monitor {
         *self.req_stats.lock().unwrap().entry(path).or_insert(0) += 1;
     }
 
-    fn handle<B>(&self, req: &Request<B>) -> Resp {
+    async fn handle<B>(&self, req: &Request<B>) -> Resp {
         let q = Query::parse(req.uri().query().unwrap_or(""));
         let base = normalize_base_path(&self.inner.opts().http_base_path);
         let path = req.uri().path();
@@ -145,6 +180,7 @@ impl Monitor {
             SUBSZ_PATH | SUBSZ_ALIAS => self.subsz(&q),
             HEALTHZ_PATH => self.healthz(&q),
             METRICS_PATH => self.metrics(),
+            JSZ_PATH => self.jsz(&q).await,
             _ => not_found(),
         }
     }
@@ -157,6 +193,7 @@ impl Monitor {
             ("Connections", CONNZ_PATH),
             ("Subscriptions", SUBSZ_PATH),
             ("Routes", ROUTEZ_PATH),
+            ("JetStream", JSZ_PATH),
             ("Health Probe", HEALTHZ_PATH),
             ("Metrics", METRICS_PATH),
         ] {
@@ -179,6 +216,57 @@ impl Monitor {
             info::COMPAT_VERSION,
         );
         respond(StatusCode::OK, "text/html; charset=utf-8", body.into_bytes(), false)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // /jsz
+
+    async fn jsz(&self, q: &Query) -> Resp {
+        let flag = |k: &str| q.bool(k);
+        let parsed = (|| {
+            Ok::<_, String>(crate::jetstream::JszOptions {
+                account: Some(q.get("acc").to_string()).filter(|a| !a.is_empty()),
+                accounts: flag("accounts")?,
+                streams: flag("streams")?,
+                consumers: flag("consumers")?,
+                config: flag("config")?,
+                offset: usize::try_from(q.int("offset")?.max(0)).unwrap_or(0),
+                limit: usize::try_from(q.int("limit")?.max(0)).unwrap_or(0),
+            })
+        })()
+        .and_then(|o| {
+            // Accepted for compatibility; a single server leads everything it has.
+            ["direct-consumers", "leader-only", "raft", "stream-leader-only"]
+                .into_iter()
+                .try_for_each(|k| flag(k).map(drop))
+                .map(|()| o)
+        });
+        let o = match parsed {
+            Ok(o) => o,
+            Err(e) => return bad_request(e),
+        };
+        self.count(JSZ_PATH);
+        match crate::jetstream::jsz(&self.inner.id, o).await {
+            Some(info) => json_ok(&info),
+            None => json_ok(&JszDisabled {
+                memory: 0,
+                storage: 0,
+                reserved_memory: 0,
+                reserved_storage: 0,
+                accounts: 0,
+                ha_assets: 0,
+                api: JszDisabledApi::default(),
+                server_id: self.inner.id.clone(),
+                now: rfc3339(SystemTime::now()),
+                disabled: true,
+                config: JszDisabledConfig::default(),
+                streams: 0,
+                consumers: 0,
+                messages: 0,
+                bytes: 0,
+                total: 0,
+            }),
+        }
     }
 
     // ---------------------------------------------------------------------------------------

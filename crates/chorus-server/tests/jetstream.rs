@@ -471,3 +471,88 @@ async fn acks_of_a_burst_share_syncs() -> Result<()> {
     s.shutdown().await;
     Ok(())
 }
+
+/// Options from a config text (with a temporary store directory appended).
+fn conf_opts(dir: &std::path::Path, text: &str) -> Options {
+    let path = dir.join("server.conf");
+    std::fs::write(
+        &path,
+        format!("host: 127.0.0.1\nport: -1\njetstream {{ store_dir: {:?} }}\n{text}", dir),
+    )
+    .unwrap();
+    let (o, _warnings) = Options::from_file(&path).expect("config parses");
+    o
+}
+
+#[tokio::test]
+async fn jetstream_per_account_with_limits() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let o = conf_opts(
+        dir.path(),
+        r#"accounts {
+          A { jetstream: enabled, users: [{user: a, password: a}] }
+          B { users: [{user: b, password: b}] }
+          C { jetstream: { max_mem: 2K, max_file: 1M, max_streams: 2, max_consumers: 1 },
+              users: [{user: c, password: c}] }
+        }"#,
+    );
+    let s = start(o).await;
+    let login = |u: &'static str| {
+        async_nats::ConnectOptions::with_user_and_password(u.into(), u.into())
+            .connect(s.client_url())
+    };
+    let (a, b, c) = (login("a").await?, login("b").await?, login("c").await?);
+
+    // No JetStream in B: every endpoint says so, in its own response type.
+    let v = api(&b, "$JS.API.INFO", "").await?;
+    assert_eq!((err_code(&v), v["type"].as_str()), (10039, Some(ACCOUNT_INFO)));
+    let v = api(&b, "$JS.API.STREAM.NAMES", "").await?;
+    assert_eq!(err_code(&v), 10039);
+    assert_eq!(v["type"], "io.nats.jetstream.api.v1.stream_names_response");
+    let v = api(&b, "$JS.API.CONSUMER.INFO.X.Y", "").await?;
+    assert_eq!(err_code(&v), 10039);
+
+    // C's limits: reported, and enforced on create and on publish.
+    let v = api(&c, "$JS.API.INFO", "").await?;
+    assert_eq!(v["limits"]["max_streams"], 2);
+    // As in nats-server, K in account limits is 1000.
+    assert_eq!(v["limits"]["max_memory"], 2000);
+    let mk = |name: &str, storage: &str| {
+        format!(
+            r#"{{"name":"{name}","subjects":["{n}.>"],"storage":"{storage}"}}"#,
+            n = name.to_lowercase()
+        )
+    };
+    let v = api(&c, "$JS.API.STREAM.CREATE.M", &mk("M", "memory")).await?;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let v = api(&c, "$JS.API.STREAM.CREATE.F", &mk("F", "file")).await?;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let v = api(&c, "$JS.API.STREAM.CREATE.G", &mk("G", "file")).await?;
+    assert_eq!(err_code(&v), 10027, "{v}");
+    let cc = r#"{"stream_name":"F","config":{"ack_policy":"explicit"}}"#;
+    assert_eq!(err_code(&api(&c, "$JS.API.CONSUMER.CREATE.F", cc).await?), 0);
+    assert_eq!(err_code(&api(&c, "$JS.API.CONSUMER.CREATE.F", cc).await?), 10026);
+    // 2000 bytes of memory: two ~920-byte messages fit, a third would not.
+    let big = "x".repeat(900);
+    let v = api(&c, "m.1", &big).await?;
+    assert_eq!(v["seq"], 1, "{v}");
+    let v = api(&c, "m.2", &big).await?;
+    assert_eq!(v["seq"], 2, "{v}");
+    let v = api(&c, "m.3", &big).await?;
+    assert_eq!(err_code(&v), 10002, "{v}");
+    let v = api(&c, "$JS.API.STREAM.INFO.M", "").await?;
+    assert_eq!(v["state"]["messages"], 2);
+
+    // A is unlimited and has its own namespace: the same stream name is free there.
+    let v = api(&a, "$JS.API.STREAM.CREATE.M", &mk("M", "memory")).await?;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let v = api(&a, "$JS.API.STREAM.NAMES", "").await?;
+    assert_eq!(v["streams"], serde_json::json!(["M"]));
+    let v = api(&a, "$JS.API.INFO", "").await?;
+    assert_eq!(v["limits"]["max_streams"], -1);
+    assert_eq!(v["streams"], 1);
+    s.shutdown().await;
+    Ok(())
+}
+
+const ACCOUNT_INFO: &str = "io.nats.jetstream.api.v1.account_info_response";

@@ -729,11 +729,11 @@ async fn routez_healthz_index_metrics_and_unknown_paths() {
     let idx = get(m, "/").await;
     assert_eq!(idx.status, 200);
     assert!(idx.header("content-type").unwrap().starts_with("text/html"));
-    for link in ["./varz", "./connz", "./subsz", "./routez", "./healthz", "./metrics"] {
+    for link in ["./varz", "./connz", "./subsz", "./routez", "./jsz", "./healthz", "./metrics"] {
         assert!(idx.text().contains(&format!("href=\"{link}\"")), "index links {link}");
     }
 
-    for path in ["/nope", "/varz/", "/jsz", "/connz/x"] {
+    for path in ["/nope", "/varz/", "/jsz/", "/connz/x"] {
         let r = get(m, path).await;
         assert_eq!((r.status, r.text()), (404, "404 page not found\n".to_string()), "{path}");
     }
@@ -858,5 +858,101 @@ async fn key_sets_match_nats_server_except_recorded_omissions() {
         z["subscriptions_list"].as_array().unwrap().iter().find(|d| d["subject"] == "bar").unwrap();
     assert_key_set("/subsz subscription", queue, NATS_SUB_DETAIL_KEYS, &[], &[]);
     assert_key_set("/routez", &get_json(m, "/routez").await, NATS_ROUTEZ_KEYS, &[], &[]);
+    s.shutdown().await;
+}
+
+/// The top-level keys of nats-server v2.15.2's `/jsz` with JetStream on.
+const NATS_JSZ_KEYS: &[&str] = &[
+    "memory",
+    "storage",
+    "reserved_memory",
+    "reserved_storage",
+    "accounts",
+    "ha_assets",
+    "api",
+    "server_id",
+    "now",
+    "config",
+    "limits",
+    "streams",
+    "consumers",
+    "messages",
+    "bytes",
+    "total",
+];
+
+#[tokio::test]
+async fn jsz_counts_streams_consumers_and_details() {
+    let (plain, m) = start(opts()).await;
+    // Without JetStream: nats-server's zero report with `disabled`.
+    let v = get_json(m, "/jsz").await;
+    assert_eq!(v["disabled"], true);
+    assert_eq!(v["server_id"], plain.id());
+    plain.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts();
+    o.jetstream.enabled = true;
+    o.jetstream.store_dir = Some(dir.path().to_path_buf());
+    let (s, m) = start(o).await;
+    let nc = async_nats::connect(s.client_url()).await.unwrap();
+    let js = async_nats::jetstream::new(nc.clone());
+    for (name, n) in [("S1", 3u64), ("S2", 2)] {
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![format!("{}.>", name.to_lowercase())],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        for i in 0..n {
+            js.publish(format!("{}.x", name.to_lowercase()), format!("{i}").into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    }
+    let st = js.get_stream("S1").await.unwrap();
+    st.create_consumer(async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some("C1".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let v = get_json(m, "/jsz").await;
+    for k in NATS_JSZ_KEYS {
+        assert!(v.get(*k).is_some(), "/jsz lacks {k}: {v}");
+    }
+    assert_eq!((v["streams"].as_u64(), v["consumers"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(v["messages"], 5);
+    assert!(v["storage"].as_u64().unwrap() > 0 && v["memory"] == 0);
+    assert!(v["api"]["total"].as_u64().unwrap() >= 3);
+    assert!(v.get("account_details").is_none(), "details only when asked");
+
+    let v = get_json(m, "/jsz?consumers=true").await;
+    let acc = &v["account_details"][0];
+    assert_eq!(acc["name"], "$G");
+    let streams = acc["stream_detail"].as_array().unwrap();
+    assert_eq!(streams.len(), 2);
+    assert_eq!(streams[0]["name"], "S1");
+    assert_eq!(streams[0]["state"]["messages"], 3);
+    assert_eq!(streams[0]["state"]["consumer_count"], 1);
+    assert!(streams[0].get("config").is_none(), "config only with config=true");
+    let c = &streams[0]["consumer_detail"][0];
+    assert_eq!((c["name"].as_str(), c["num_pending"].as_u64()), (Some("C1"), Some(3)));
+    assert!(c.get("config").is_none());
+
+    let v = get_json(m, "/jsz?streams=true&config=true&acc=$G").await;
+    let s1 = &v["account_details"][0]["stream_detail"][0];
+    assert_eq!(s1["config"]["subjects"][0], "s1.>");
+    assert!(s1.get("consumer_detail").is_none());
+    // Paging over accounts, and bad booleans refused as nats-server does.
+    let v = get_json(m, "/jsz?accounts=true&offset=1").await;
+    assert!(v.get("account_details").is_none());
+    assert_eq!(v["total"], 1);
+    let r = get(m, "/jsz?accounts=maybe").await;
+    assert_eq!(r.status, 400);
     s.shutdown().await;
 }

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use chorus_conf::Options;
-use chorus_jetstream::api::account::{
-    AccountInfo, AccountInfoResponse, AccountLimits, ApiStats, Tier, untiered,
-};
+use chorus_jetstream::api::account::{AccountInfo, AccountInfoResponse, ApiStats, Tier, untiered};
 use chorus_jetstream::api::msg::{
     BatchPosition, DirectStatus, MsgDeleteResponse, MsgGetRequest, MsgGetResponse, MsgLookup,
     StoredMsg as ApiStoredMsg, check_direct_get_by_subject, check_direct_get_request,
@@ -129,7 +127,7 @@ impl StreamLookup for Lookup<'_> {
 }
 
 /// 75% of the machine's memory, nats-server's default `max_memory_store`.
-fn default_max_memory() -> i64 {
+pub(super) fn default_max_memory() -> i64 {
     let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
         m.lines()
             .find_map(|l| l.strip_prefix("MemTotal:"))
@@ -194,8 +192,11 @@ impl Runtime {
     }
 
     pub(super) fn handle_api(&mut self, m: InternalMsg, opts: &Options) {
-        let Some(mut acc) = self.accounts.remove(&m.account.name) else { return };
         let subject = String::from_utf8_lossy(&m.subject).into_owned();
+        let Some(mut acc) = self.accounts.remove(&m.account.name) else {
+            self.not_enabled(&m, &subject, opts);
+            return;
+        };
         // `$JS.<domain>.API.x` is `$JS.API.x` for the server's own domain.
         let subject = match (&m.target, &opts.jetstream.domain) {
             (super::Target::DomainApi, Some(d)) => {
@@ -208,6 +209,33 @@ impl Runtime {
         };
         self.api_request(&mut acc, &m, &subject, opts);
         self.accounts.insert(acc.account.name.clone(), acc);
+    }
+
+    /// Any API request in an account without JetStream: 10039 in the endpoint's shape.
+    fn not_enabled(&mut self, m: &InternalMsg, subject: &str, opts: &Options) {
+        let Some(d) = self.disabled.get(&m.account.name) else { return };
+        let Some(to) = m.reply.as_ref().filter(|r| !r.is_empty()) else { return };
+        let subject = match &opts.jetstream.domain {
+            Some(dom) => match subject.strip_prefix(&format!("$JS.{dom}.API.")) {
+                Some(rest) => format!("$JS.API.{rest}"),
+                None => subject.to_string(),
+            },
+            None => subject.to_string(),
+        };
+        let e = ErrorId::NotEnabledForAccount.error();
+        let body = match consumer_type(&subject) {
+            Some(t) => generic_error(t, &e),
+            None => error_body(&subjects::parse(&subject).unwrap_or(ApiEndpoint::Other), e),
+        };
+        self.out.push(Reply {
+            account: d.account.clone(),
+            subject: to.clone(),
+            headers: None,
+            payload: Bytes::from(body),
+            reply: None,
+            shown_as: None,
+            file_ack: None,
+        });
     }
 
     fn api_request(&mut self, acc: &mut AccountJs, m: &InternalMsg, subject: &str, opts: &Options) {
@@ -303,7 +331,7 @@ impl Runtime {
     }
 
     fn account_info(&self, acc: &AccountJs, opts: &Options) -> Vec<u8> {
-        let mut t = Tier { limits: AccountLimits::UNLIMITED, ..Default::default() };
+        let mut t = Tier { limits: acc.limits, ..Default::default() };
         for s in acc.streams.values() {
             let bytes = s.store.state(false).bytes;
             let reserved = s.cfg.max_bytes.max(0) as u64;
@@ -319,6 +347,7 @@ impl Runtime {
             }
             t.streams += 1;
         }
+        t.consumers = acc.consumers.values().map(|m| m.len() as u64).sum();
         let info = AccountInfo {
             totals: t,
             domain: opts.jetstream.domain.clone().unwrap_or_default(),
@@ -346,7 +375,7 @@ impl Runtime {
             Err(e) => return err(e),
         };
         let server = self.server_limits(acc, opts);
-        let account_limits = untiered(AccountLimits::UNLIMITED);
+        let account_limits = untiered(acc.limits);
         let ctx = CheckContext {
             clustered: false,
             server: &server,
@@ -426,7 +455,7 @@ impl Runtime {
             Err(e) => return err(e),
         };
         let server = self.server_limits(acc, opts);
-        let account_limits = untiered(AccountLimits::UNLIMITED);
+        let account_limits = untiered(acc.limits);
         let ctx = CheckContext {
             clustered: false,
             server: &server,

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use chorus_conf::Options;
 use chorus_jetstream::ApiError;
 use chorus_jetstream::ErrorId;
-use chorus_jetstream::api::account::{AccountLimits, untiered};
+use chorus_jetstream::api::account::untiered;
 use chorus_jetstream::consumer::ack::parse_ack_subject;
 use chorus_jetstream::consumer::api::{
     ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerEndpoint, ConsumerInfoResponse,
@@ -242,7 +242,7 @@ impl Runtime {
             max_ack_pending: js.limits.max_ack_pending.unwrap_or(0),
             default_max_consumers: 0,
         };
-        let account_limits = untiered(AccountLimits::UNLIMITED);
+        let account_limits = untiered(acc.limits);
         let ctx =
             ConsumerCheckContext { clustered: false, server: &server, account: &account_limits };
         let env =
@@ -300,7 +300,7 @@ impl Runtime {
     }
 
     /// `ConsumerInfo` for a response; statuses the info check produces are sent.
-    fn consumer_info(
+    pub(super) fn consumer_info(
         &mut self,
         acc: &mut AccountJs,
         stream: &str,

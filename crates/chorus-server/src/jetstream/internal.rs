@@ -96,11 +96,25 @@ impl InternalMsg {
 }
 
 /// Work for the runtime thread.
-#[derive(Debug)]
 pub(crate) enum Work {
     Msg(InternalMsg),
     /// Wakes the thread so it sees the shutdown flag.
     Wake,
+    /// Runs on the runtime thread after the current batch (monitoring reads its state).
+    Call(Call),
+}
+
+/// Work run on the runtime thread with access to all of its state.
+pub(crate) type Call = Box<dyn FnOnce(&mut super::Runtime) + Send>;
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Work::Msg(m) => f.debug_tuple("Msg").field(m).finish(),
+            Work::Wake => f.write_str("Wake"),
+            Work::Call(_) => f.write_str("Call"),
+        }
+    }
 }
 
 /// Queue bounds, from `jetstream { max_buffered_msgs, max_buffered_size, request_queue_limit }`
@@ -201,6 +215,11 @@ impl InternalSink {
         };
         let key = format!("{} {}", account.name, String::from_utf8_lossy(rest));
         self.shared.consumers.lock().unwrap().contains(&key)
+    }
+
+    /// Queues `f` to run on the runtime thread; false if the runtime is gone.
+    pub(crate) fn call(&self, f: Call) -> bool {
+        self.shared.tx.send(Work::Call(f)).is_ok()
     }
 
     pub(crate) fn wake(&self) {

@@ -10,6 +10,7 @@
 //! stream.rs    one stream: config, store, duplicate window, publish path, info numbers
 //! api.rs       $JS.API.* requests and direct gets
 //! consumer.rs  consumers: their API, pull requests, acks, timers, snapshots
+//! jsz.rs       the `/jsz` monitoring report, built on this thread
 //! ```
 //!
 //! # How a message travels
@@ -71,13 +72,21 @@
 //! (stream names cannot contain `/`). Memory streams keep only their definition there, so
 //! they come back empty after a restart, as in nats-server.
 //!
-//! Only the global account is served; accounts from the auth configuration will each get
-//! their own `$JS.API.>` subscription through `Runtime::enable_account`.
+//! # Accounts
+//!
+//! As in nats-server: without configured accounts the global account has JetStream, without
+//! limits; with accounts, each one whose `jetstream` is enabled has it, with its limits
+//! (streams, consumers, memory and storage, checked at create and at publish), and every
+//! other account (the global one included) gets 10039 "JetStream not enabled for account"
+//! from the whole API. Accounts from JWTs (operator mode) do not get JetStream yet.
 
 mod api;
 mod consumer;
 mod internal;
+mod jsz;
 mod stream;
+
+pub use jsz::{JsInfo, JszOptions};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -89,6 +98,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chorus_conf::{DEFAULT_SYNC_INTERVAL, Options, SyncInterval};
 use chorus_jetstream::ApiError;
+use chorus_jetstream::api::account::AccountLimits;
 use chorus_store::{MemStore, StorageKind, Store, StreamStore};
 use rustc_hash::FxHashMap;
 use tokio::task::JoinHandle;
@@ -186,6 +196,7 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         store,
         sink: sink.clone(),
         accounts: BTreeMap::new(),
+        disabled: BTreeMap::new(),
         next_id: 0,
         out: Vec::new(),
         dirty: false,
@@ -197,8 +208,17 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         syncer: None,
         syncer_idle: Arc::new(AtomicBool::new(true)),
     };
-    registry().lock().unwrap().insert(srv.id.clone(), rt.stats.clone());
-    rt.enable_account(&srv.gacc);
+    registry()
+        .lock()
+        .unwrap()
+        .insert(srv.id.clone(), Handle { stats: rt.stats.clone(), sink: rt.sink.clone() });
+    let (enabled, disabled) = jetstream_accounts(srv, &opts);
+    for (account, limits) in enabled {
+        rt.enable_account(&account, limits);
+    }
+    for account in disabled {
+        rt.disable_account(&account);
+    }
     let n: usize = rt.accounts.values().map(|a| a.streams.len()).sum();
     if n > 0 {
         tracing::info!("  Recovered {n} stream(s)");
@@ -266,9 +286,88 @@ struct Reply {
     file_ack: Option<String>,
 }
 
+/// Which accounts get JetStream, as nats-server decides: with no accounts configured, the
+/// global account (unlimited); otherwise each configured account whose `jetstream` is
+/// enabled, with its limits. Every other account answers JetStream API requests with
+/// 10039 "JetStream not enabled for account".
+fn jetstream_accounts(
+    srv: &ServerInner,
+    opts: &Options,
+) -> (Vec<EnabledAccount>, Vec<Arc<Account>>) {
+    let system = opts.system_account.as_deref().filter(|s| !s.is_empty()).unwrap_or("$SYS");
+    let configured: Vec<_> = opts.accounts.iter().filter(|a| a.name != system).collect();
+    if configured.is_empty() && opts.operator.is_empty() {
+        return (vec![(srv.gacc.clone(), AccountLimits::UNLIMITED)], Vec::new());
+    }
+    let mut enabled = Vec::new();
+    let mut disabled = vec![srv.gacc.clone()];
+    for a in configured {
+        let Some(account) = srv.account(Some(&a.name)) else { continue };
+        match &a.jetstream {
+            Some(l) => {
+                disabled.retain(|d| !Arc::ptr_eq(d, &account));
+                enabled.push((account, account_limits(l)));
+            }
+            None => disabled.push(account),
+        }
+    }
+    (enabled, disabled)
+}
+
+type EnabledAccount = (Arc<Account>, AccountLimits);
+
+/// `accounts { A { jetstream { max_mem, max_file, ... } } }` as API limits (-1: none).
+fn account_limits(l: &chorus_conf::AccountJetStreamLimits) -> AccountLimits {
+    let v = |o: Option<i64>| o.unwrap_or(-1);
+    AccountLimits {
+        max_memory: v(l.max_memory),
+        max_storage: v(l.max_store),
+        max_streams: v(l.max_streams),
+        max_consumers: v(l.max_consumers),
+        max_ack_pending: v(l.max_ack_pending),
+        memory_max_stream_bytes: v(l.memory_max_stream_bytes),
+        storage_max_stream_bytes: v(l.store_max_stream_bytes),
+        max_bytes_required: l.max_bytes_required,
+    }
+}
+
+/// Whether storing `m` in stream `name` would take the account past its memory or storage
+/// limit (nats-server's `wouldExceedLimits`, untiered): 10002 for the publisher.
+fn account_would_exceed(acc: &AccountJs, name: &str, m: &InternalMsg) -> bool {
+    let memory =
+        acc.streams[name].cfg.storage == chorus_jetstream::stream::config::StorageType::Memory;
+    let limit = if memory { acc.limits.max_memory } else { acc.limits.max_storage };
+    if limit < 0 {
+        return false;
+    }
+    let (subject, headers) = (m.subject.len(), m.headers.as_ref().map_or(0, |h| h.len()));
+    let size = if memory {
+        chorus_store::mem_msg_size(subject, headers, m.payload.len())
+    } else {
+        chorus_store::file_msg_size(subject, headers, m.payload.len())
+    };
+    let used: u64 = acc
+        .streams
+        .values()
+        .filter(|s| {
+            (s.cfg.storage == chorus_jetstream::stream::config::StorageType::Memory) == memory
+        })
+        .map(|s| s.store.state(false).bytes)
+        .sum();
+    used.saturating_add(size) > limit as u64
+}
+
+/// An account without JetStream: its `$JS.API.>` subscription only says so.
+pub(crate) struct DisabledAccount {
+    pub account: Arc<Account>,
+    pub subs: Vec<Arc<Subscription>>,
+}
+
 /// The JetStream state of one account.
 pub(crate) struct AccountJs {
     pub account: Arc<Account>,
+    /// The account's JetStream limits (untiered; -1 = none).
+    pub limits: AccountLimits,
     /// The internal client all of this account's internal subscriptions belong to.
     pub client: Arc<ClientShared>,
     pub streams: BTreeMap<String, Stream>,
@@ -289,6 +388,8 @@ pub(crate) struct Runtime {
     store: Store,
     sink: InternalSink,
     accounts: BTreeMap<String, AccountJs>,
+    /// Accounts without JetStream, by name.
+    disabled: BTreeMap<String, DisabledAccount>,
     next_id: u64,
     out: Vec<Reply>,
     /// A file stream changed since the last sync.
@@ -308,7 +409,7 @@ pub(crate) struct Runtime {
 impl Runtime {
     /// Serves JetStream for `account`: its `$JS.API.>` subscription (and the domain's) and its
     /// stored streams.
-    pub(crate) fn enable_account(&mut self, account: &Arc<Account>) {
+    pub(crate) fn enable_account(&mut self, account: &Arc<Account>, limits: AccountLimits) {
         if self.accounts.contains_key(&account.name) {
             return;
         }
@@ -324,6 +425,7 @@ impl Runtime {
         }
         let mut acc = AccountJs {
             account: account.clone(),
+            limits,
             client,
             streams: BTreeMap::new(),
             by_id: FxHashMap::default(),
@@ -373,6 +475,20 @@ impl Runtime {
         self.accounts.insert(account.name.clone(), acc);
     }
 
+    /// Answers `$JS.API.>` in `account` with "JetStream not enabled for account".
+    pub(crate) fn disable_account(&mut self, account: &Arc<Account>) {
+        if self.accounts.contains_key(&account.name) || self.disabled.contains_key(&account.name) {
+            return;
+        }
+        let client = Arc::new(ClientShared::new_internal(self.sink.clone()));
+        let mut subs = vec![subscribe(account, &client, "$JS.API.>", Target::Api)];
+        if let Some(d) = &self.srv.opts().jetstream.domain {
+            subs.push(subscribe(account, &client, &format!("$JS.{d}.API.>"), Target::DomainApi));
+        }
+        self.disabled
+            .insert(account.name.clone(), DisabledAccount { account: account.clone(), subs });
+    }
+
     fn recover_stream(&self, key: &str) -> Result<(Definition, Box<dyn StreamStore>), String> {
         let blob = self
             .store
@@ -416,6 +532,7 @@ impl Runtime {
 
     fn run(mut self, rx: Receiver<Work>, stop: &AtomicBool) {
         let mut batch: Vec<InternalMsg> = Vec::new();
+        let mut calls: Vec<internal::Call> = Vec::new();
         loop {
             if stop.load(Ordering::Acquire) {
                 break;
@@ -423,6 +540,7 @@ impl Runtime {
             let timeout = self.next_wake();
             match rx.recv_timeout(timeout) {
                 Ok(Work::Msg(m)) => batch.push(m),
+                Ok(Work::Call(f)) => calls.push(f),
                 Ok(Work::Wake) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -433,6 +551,7 @@ impl Runtime {
                         bytes += m.payload.len();
                         batch.push(m);
                     }
+                    Ok(Work::Call(f)) => calls.push(f),
                     Ok(Work::Wake) => {}
                     Err(_) => break,
                 }
@@ -444,6 +563,9 @@ impl Runtime {
             }
             self.timers();
             self.commit(false);
+            for f in calls.drain(..) {
+                f(&mut self);
+            }
         }
         self.commit(true);
         // The syncer drains what is in the air, syncs, sends the last replies and ends.
@@ -455,6 +577,9 @@ impl Runtime {
         }
         // Nothing answers any more: publishers get no-responders instead of a queue nobody
         // drains.
+        for d in self.disabled.values_mut() {
+            unsubscribe_all(&d.account, &mut d.subs);
+        }
         for acc in self.accounts.values_mut() {
             unsubscribe_all(&acc.account, &mut acc.api_subs);
             unsubscribe_all(&acc.account, &mut acc.consumer_subs);
@@ -507,25 +632,29 @@ impl Runtime {
         let Some(name) = acc.by_id.get(&id) else { return };
         let interested = |subject: &str| consumer::any_interest(acc, name, subject);
         let keep = std::str::from_utf8(&m.subject).is_ok_and(interested);
-        let s = acc.streams.get_mut(name).expect("by_id and streams agree");
+        let s = &acc.streams[name];
         let name = s.cfg.name.clone();
         let is_file = s.is_file();
+        let over_limit = account_would_exceed(acc, &name, &m);
         let reply = m.reply.filter(|r| !r.is_empty());
-        let result =
-            match std::str::from_utf8(&m.subject) {
-                Ok(subject) => {
-                    let now = now_nanos();
-                    let ctx = chorus_jetstream::stream::publish::PublishContext {
-                        now,
-                        max_payload: opts.max_payload as i64,
-                    };
-                    let domain = opts.jetstream.domain.as_deref().unwrap_or("");
-                    let h = m.headers.as_deref().unwrap_or(b"");
-                    s.publish(subject, h, &m.payload, now, &ctx, domain, keep)
-                }
-                Err(_) => Err(chorus_jetstream::ErrorId::StreamStoreFailed
-                    .with_err("subject is not valid UTF-8")),
-            };
+        let s = acc.streams.get_mut(&name).expect("by_id and streams agree");
+        let result = match std::str::from_utf8(&m.subject) {
+            Ok(_) if over_limit => Err(chorus_jetstream::ErrorId::AccountResourcesExceeded.error()),
+            Ok(subject) => {
+                let now = now_nanos();
+                let ctx = chorus_jetstream::stream::publish::PublishContext {
+                    now,
+                    max_payload: opts.max_payload as i64,
+                };
+                let domain = opts.jetstream.domain.as_deref().unwrap_or("");
+                let h = m.headers.as_deref().unwrap_or(b"");
+                s.publish(subject, h, &m.payload, now, &ctx, domain, keep)
+            }
+            Err(_) => {
+                Err(chorus_jetstream::ErrorId::StreamStoreFailed
+                    .with_err("subject is not valid UTF-8"))
+            }
+        };
         let mut appended = None;
         let body = match result {
             Ok(stored) => {
@@ -704,16 +833,35 @@ impl Syncer {
     }
 }
 
-/// Running runtimes' counters by server id.
-fn registry() -> &'static Mutex<FxHashMap<String, Arc<JetStreamStats>>> {
-    static REG: std::sync::OnceLock<Mutex<FxHashMap<String, Arc<JetStreamStats>>>> =
-        std::sync::OnceLock::new();
+/// A running runtime, as the rest of the server reaches it.
+#[derive(Clone)]
+struct Handle {
+    stats: Arc<JetStreamStats>,
+    sink: InternalSink,
+}
+
+/// Running runtimes by server id.
+fn registry() -> &'static Mutex<FxHashMap<String, Handle>> {
+    static REG: std::sync::OnceLock<Mutex<FxHashMap<String, Handle>>> = std::sync::OnceLock::new();
     REG.get_or_init(Default::default)
 }
 
 /// The counters of the JetStream runtime of the server with this id, while it runs.
 pub fn stats(server_id: &str) -> Option<Arc<JetStreamStats>> {
-    registry().lock().unwrap().get(server_id).cloned()
+    registry().lock().unwrap().get(server_id).map(|h| h.stats.clone())
+}
+
+/// The `/jsz` report of the server with this id; `None` when JetStream does not run.
+pub async fn jsz(server_id: &str, o: JszOptions) -> Option<JsInfo> {
+    let h = registry().lock().unwrap().get(server_id).cloned()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let queued = h.sink.call(Box::new(move |rt: &mut Runtime| {
+        let _ = tx.send(rt.jsz(&o));
+    }));
+    if !queued {
+        return None;
+    }
+    rx.await.ok()
 }
 
 /// Adds an internal subscription to `account`.
