@@ -556,3 +556,39 @@ async fn jetstream_per_account_with_limits() -> Result<()> {
 }
 
 const ACCOUNT_INFO: &str = "io.nats.jetstream.api.v1.account_info_response";
+
+#[tokio::test]
+async fn stream_action_advisories() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = start(js_opts(dir.path())).await;
+    let nc = async_nats::connect(s.client_url()).await?;
+    let mut adv = nc.subscribe("$JS.EVENT.ADVISORY.STREAM.>").await?;
+    nc.flush().await?;
+    let cfg = r#"{"name":"ADV","subjects":["adv.>"]}"#;
+    assert_eq!(err_code(&api(&nc, "$JS.API.STREAM.CREATE.ADV", cfg).await?), 0);
+    // Creating it again with the same config changes nothing: no second advisory.
+    assert_eq!(err_code(&api(&nc, "$JS.API.STREAM.CREATE.ADV", cfg).await?), 0);
+    let upd = r#"{"name":"ADV","subjects":["adv.>"],"max_msgs":10}"#;
+    assert_eq!(err_code(&api(&nc, "$JS.API.STREAM.UPDATE.ADV", upd).await?), 0);
+    assert_eq!(err_code(&api(&nc, "$JS.API.STREAM.DELETE.ADV", "").await?), 0);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let m = tokio::time::timeout(T, adv.next()).await?.context("advisory")?;
+        let v: Value = serde_json::from_slice(&m.payload)?;
+        assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.stream_action");
+        assert_eq!(v["stream"], "ADV");
+        seen.push((m.subject.to_string(), v["action"].as_str().unwrap_or("").to_string()));
+    }
+    let want = [
+        ("$JS.EVENT.ADVISORY.STREAM.CREATED.ADV", "create"),
+        ("$JS.EVENT.ADVISORY.STREAM.UPDATED.ADV", "modify"),
+        ("$JS.EVENT.ADVISORY.STREAM.DELETED.ADV", "delete"),
+    ];
+    assert_eq!(seen, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), adv.next()).await.is_err(),
+        "no further advisory"
+    );
+    s.shutdown().await;
+    Ok(())
+}

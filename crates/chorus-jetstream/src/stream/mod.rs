@@ -1,5 +1,6 @@
 //! Streams: configuration, its validation, and the rules for publishing into a stream.
 
+pub mod advisory;
 pub mod check;
 pub mod config;
 pub mod headers;

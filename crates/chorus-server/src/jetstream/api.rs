@@ -22,6 +22,7 @@ use chorus_jetstream::api::subjects::{self, ApiEndpoint};
 use chorus_jetstream::api::types;
 use chorus_jetstream::consumer::Event;
 use chorus_jetstream::go::{Timestamp, to_json_vec};
+use chorus_jetstream::stream::advisory::{StreamAction, StreamAdvisory};
 use chorus_jetstream::stream::check::{
     CheckContext, CreateOutcome, ServerLimits, StreamLookup, check_create, check_update,
 };
@@ -170,6 +171,35 @@ impl Runtime {
                 .duplicate_window
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
         }
+    }
+
+    /// Publishes a stream action advisory, if anyone listens (as nats-server does).
+    fn stream_advisory(
+        &mut self,
+        acc: &AccountJs,
+        stream: &str,
+        action: StreamAction,
+        opts: &Options,
+    ) {
+        let adv = StreamAdvisory {
+            time: now_nanos(),
+            stream: stream.to_string(),
+            action,
+            domain: opts.jetstream.domain.clone().unwrap_or_default(),
+        };
+        let subject = adv.subject();
+        if !super::consumer::has_interest(&acc.account, &subject) {
+            return;
+        }
+        self.out.push(Reply {
+            account: acc.account.clone(),
+            subject: Bytes::from(subject),
+            headers: None,
+            payload: Bytes::from(adv.to_json(&super::consumer::event_id())),
+            reply: None,
+            shown_as: None,
+            file_ack: None,
+        });
     }
 
     /// Queues an API answer and counts it.
@@ -409,6 +439,7 @@ impl Runtime {
         let s = Stream::new(id, def.config, created, store);
         let info = s.info(with_dynamic(&s.cfg, COMPAT_VERSION, API_LEVEL as u32), false);
         self.install(acc, s);
+        self.stream_advisory(acc, name, StreamAction::Create, opts);
         (to_json_vec(&StreamCreateResponse::ok(info)), false)
     }
 
@@ -490,6 +521,7 @@ impl Runtime {
         let s = &acc.streams[name];
         let mut info = s.info(with_dynamic(&s.cfg, COMPAT_VERSION, API_LEVEL as u32), false);
         info.domain = opts.jetstream.domain.clone().unwrap_or_default();
+        self.stream_advisory(acc, name, StreamAction::Modify, opts);
         (to_json_vec(&StreamUpdateResponse::ok(info)), false)
     }
 
@@ -515,6 +547,7 @@ impl Runtime {
             tracing::error!("Stream delete failed for '{} > {name}': {e}", acc.account.name);
             return err(ErrorId::StreamDelete.with_err(e));
         }
+        self.stream_advisory(acc, name, StreamAction::Delete, &self.srv.opts());
         (to_json_vec(&StreamDeleteResponse::ok()), false)
     }
 

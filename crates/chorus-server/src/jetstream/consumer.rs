@@ -112,7 +112,7 @@ impl ConsumerLookup for Lookup<'_> {
 }
 
 /// Whether any subscriber in `account` would receive a message on `subject`.
-fn has_interest(account: &Account, subject: &str) -> bool {
+pub(super) fn has_interest(account: &Account, subject: &str) -> bool {
     let r = account.sublist.match_subject(subject.as_bytes());
     !r.psubs.is_empty() || r.qsubs.iter().any(|g| !g.is_empty())
 }
@@ -144,7 +144,7 @@ fn generated_name() -> String {
 }
 
 /// A fresh id for an advisory.
-fn event_id() -> String {
+pub(super) fn event_id() -> String {
     format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
 }
 
