@@ -11,12 +11,15 @@
 //!   harness samples the server's memory, then check they are all still alive.
 //! - `qsub`: queue-group subscribers (`nats bench sub` has no queue option).
 //! - `jspub`: JetStream publish throughput (PubAcks awaited one by one or in a window).
+//! - `jsconsume`: JetStream consumer throughput (pull with and without acks, ordered, push,
+//!   workqueue end to end).
 //! - `kv`: JetStream key-value put and get latency (p50/p99).
 //! - `rawtcp`: a sender/receiver pair over loopback TCP with no server in between, the
 //!   physical limit the pub/sub figures are compared with.
 
 mod args;
 mod conns;
+mod jsconsume;
 mod jspub;
 mod kv;
 mod qsub;
@@ -45,6 +48,10 @@ commands:
          --mode sync|async [--window W] [--max-secs S]
       create the stream, publish N messages (sync: each PubAck awaited before the next;
       async: up to W PubAcks in flight; stops early after S seconds) and report msgs/s
+  jsconsume --url URL --kind fetch|fetch-noack|ordered|push|workqueue --count N
+         [--storage file|memory] [--size BYTES] [--batch B] [--max-secs S]
+      fill a stream (workqueue: publish while consuming), drain it with that kind of consumer
+      and report msgs/s
   kv     --url URL --count N [--bucket NAME] [--storage file|memory] [--size BYTES] [--warmup N]
       create a bucket, N sequential puts of distinct keys, then a get of each; p50/p99
   rawtcp --bytes N [--chunk BYTES]
@@ -130,6 +137,19 @@ fn run(argv: Vec<String>) -> Result<serde_json::Value> {
             };
             args.finish()?;
             runtime()?.block_on(jspub::run(opts))?
+        }
+        "jsconsume" => {
+            let opts = jsconsume::Opts {
+                url: args.string("url")?,
+                kind: jsconsume::Kind::parse(&args.string("kind")?)?,
+                storage: jspub::storage(&args.string_or("storage", "file"))?,
+                size: to_usize(args.u64_or("size", 128)?)?,
+                count: args.u64("count")?,
+                batch: to_usize(args.u64_or("batch", 500)?)?,
+                max_secs: args.u64_or("max-secs", 120)?,
+            };
+            args.finish()?;
+            runtime()?.block_on(jsconsume::run(opts))?
         }
         "kv" => {
             let url = args.string("url")?;

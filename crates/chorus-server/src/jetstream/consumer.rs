@@ -368,7 +368,7 @@ impl Runtime {
                 tracing::error!("JetStream: removing message {} of {stream}: {e}", m.seq);
                 break;
             }
-            self.dirty |= s.is_file();
+            self.lazy |= s.is_file();
         }
     }
 
@@ -474,7 +474,7 @@ impl Runtime {
             return;
         }
         match s.store.remove(seq, RemoveMode::Remove) {
-            Ok(_) => self.dirty |= s.is_file(),
+            Ok(_) => self.lazy |= s.is_file(),
             Err(e) => tracing::error!("JetStream: removing acked message {seq}: {e}"),
         }
     }

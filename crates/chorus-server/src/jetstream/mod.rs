@@ -56,6 +56,13 @@
 //! interval. (The options cannot tell a written `sync_interval: "2m"` from the default, so
 //! that one value also means "sync every batch".) Memory streams are never synced.
 //!
+//! What waits for a sync is what a reply promises: stored messages (PubAcks, and deliveries
+//! of messages stored in the same batch) and API changes. Consumer states, messages removed
+//! by acks (workqueue, interest) and by expiry are written with their batch but synced with
+//! the next batch that syncs anyway, or within [`LAZY_SYNC`]: a crash can only bring back an
+//! acked message for redelivery (at-least-once, as nats-server, which syncs consumer state
+//! on an interval too), never lose an acknowledged one.
+//!
 //! # Why a thread
 //!
 //! RocksDB calls block (an fsync takes milliseconds). The runtime runs on its own OS thread so
@@ -115,6 +122,8 @@ use stream::{Definition, Stream, limits_of, now_nanos, storage_kind};
 const MAX_BATCH_MSGS: usize = 8192;
 /// Most bytes taken off the queue for one batch.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Longest a lazy change (see [`Runtime::lazy`]) stays unsynced while batches go by.
+const LAZY_SYNC: Duration = Duration::from_secs(1);
 /// Longest sleep of the runtime thread without work (it rechecks the shutdown flag).
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 
@@ -200,6 +209,7 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         next_id: 0,
         out: Vec::new(),
         dirty: false,
+        lazy: false,
         sync,
         last_sync: Instant::now(),
         stats,
@@ -392,8 +402,13 @@ pub(crate) struct Runtime {
     disabled: BTreeMap<String, DisabledAccount>,
     next_id: u64,
     out: Vec<Reply>,
-    /// A file stream changed since the last sync.
+    /// A file stream changed since the last sync in a way a reply depends on (a stored
+    /// message, an API change): the batch's replies wait for the next sync.
     dirty: bool,
+    /// Changes since the last sync whose loss in a crash only means redelivery or a second
+    /// expiry (consumer states, acked and expired messages removed): synced with the next
+    /// batch that needs a sync anyway, or after [`LAZY_SYNC`]; replies do not wait for them.
+    lazy: bool,
     sync: SyncPolicy,
     last_sync: Instant,
     stats: Arc<JetStreamStats>,
@@ -613,6 +628,12 @@ impl Runtime {
         if let (SyncPolicy::Every(d), true) = (self.sync, self.dirty) {
             wake = wake.min(d.saturating_sub(self.last_sync.elapsed()));
         }
+        if self.lazy {
+            // Not below a millisecond: while the syncer is busy, the batch waits for it
+            // rather than spinning here.
+            let left = LAZY_SYNC.saturating_sub(self.last_sync.elapsed());
+            wake = wake.min(left.max(Duration::from_millis(1)));
+        }
         wake
     }
 
@@ -712,7 +733,7 @@ impl Runtime {
                 }
             }
         }
-        self.dirty |= dirty;
+        self.lazy |= dirty;
         self.consumer_timers(now);
     }
 
@@ -739,10 +760,12 @@ impl Runtime {
             }
         }
         // After the streams: a consumer's state never gets ahead of the messages it names.
-        self.dirty |= self.write_consumer_states();
-        let sync = self.dirty && due && failed.is_none();
+        self.lazy |= self.write_consumer_states();
+        let lazy_due = self.lazy && (last || self.last_sync.elapsed() >= LAZY_SYNC);
+        let sync = (self.dirty || lazy_due) && due && failed.is_none();
         if sync || failed.is_some() {
             self.dirty = false;
+            self.lazy = false;
             self.last_sync = Instant::now();
         }
         if self.out.is_empty() && !sync {

@@ -321,6 +321,7 @@ impl Store {
             erase: Vec::new(),
             erase_mark: 0,
             corrupt: Mutex::new(BTreeSet::new()),
+            cache: Mutex::new(ReadCache::default()),
         };
         // On error the backend drops here and unregisters itself.
         let summary = backend.recover()?;
@@ -533,7 +534,24 @@ pub(crate) struct FileBackend {
     /// `erase[..erase_mark]` belongs to committed mutations.
     erase_mark: usize,
     corrupt: Mutex<BTreeSet<u64>>,
+    /// Read-ahead for sequential readers (a `Mutex` because reads take `&self`; only the
+    /// owning thread ever locks it).
+    cache: Mutex<ReadCache>,
 }
+
+/// Records read ahead, by sequence (see [`FileBackend::read_ahead`]).
+#[derive(Default)]
+struct ReadCache {
+    records: BTreeMap<u64, Bytes>,
+    bytes: usize,
+    /// The sequence of the previous load.
+    last: Option<u64>,
+}
+
+/// Records one read-ahead pass fetches.
+const READ_AHEAD_MSGS: usize = 256;
+/// Bytes of records the read-ahead cache holds per stream.
+const READ_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 impl Drop for FileBackend {
     fn drop(&mut self) {
@@ -552,6 +570,59 @@ impl FileBackend {
 
     fn committed_visible(&self, seq: u64) -> bool {
         !self.cleared && !self.pending_dels.contains(&seq)
+    }
+
+    /// Sequential reads (a consumer walking the stream) are served from a small cache that a
+    /// miss fills with one iterator pass over the next [`READ_AHEAD_MSGS`] records: a point
+    /// lookup in RocksDB costs a memtable/SST search per message, an iterator step almost
+    /// nothing. A read that does not follow the previous one (a KV get) skips the cache, so
+    /// random reads pay no read-ahead.
+    fn read_ahead(&self, seq: u64) -> Result<Option<Bytes>> {
+        let mut c = lock(&self.cache);
+        let sequential = c.last.is_some_and(|l| seq == l + 1);
+        c.last = Some(seq);
+        if let Some(r) = c.records.get(&seq) {
+            return Ok(Some(r.clone()));
+        }
+        if !sequential {
+            return Ok(None);
+        }
+        // The reader has moved past everything below `seq`.
+        let keep = c.records.split_off(&seq);
+        c.records = keep;
+        c.bytes = c.records.values().map(Bytes::len).sum();
+        let lo = codec::message_key(self.id, seq);
+        let hi = codec::stream_range(self.id).1;
+        let mut it = self.shared.iter(CF_MESSAGES, &lo, Some(hi.to_vec()));
+        it.seek(lo);
+        let mut n = 0;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let Some(s) = codec::message_key_seq(k) else { break };
+            if n >= READ_AHEAD_MSGS {
+                break;
+            }
+            // Records deleted in the unwritten group are not served.
+            if !self.pending_dels.contains(&s) {
+                c.bytes += v.len();
+                c.records.insert(s, Bytes::copy_from_slice(v));
+            }
+            n += 1;
+            it.next();
+        }
+        it.status()?;
+        // Past the budget, the highest sequences go first: they are read last.
+        while c.bytes > READ_CACHE_BYTES && c.records.len() > 1 {
+            let Some((_, r)) = c.records.pop_last() else { break };
+            c.bytes -= r.len();
+        }
+        Ok(c.records.get(&seq).cloned())
+    }
+
+    fn uncache(&mut self, seq: u64) {
+        let c = self.cache.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = c.records.remove(&seq) {
+            c.bytes -= r.len();
+        }
     }
 
     fn push(&mut self, op: Op) {
@@ -710,6 +781,11 @@ impl Backend for FileBackend {
         }
         if !self.committed_visible(seq) {
             return Ok(None);
+        }
+        if let Some(record) = self.read_ahead(seq)? {
+            return codec::decode_message(&key, seq, &record)
+                .map(Some)
+                .map_err(|d| self.corrupt_err(seq, d));
         }
         match self.shared.db.get_pinned_cf(self.shared.cf(CF_MESSAGES), key)? {
             None => Ok(None),
@@ -887,6 +963,7 @@ impl Backend for FileBackend {
     }
 
     fn remove(&mut self, seq: u64, subject: &str, erase: bool) -> Result<()> {
+        self.uncache(seq);
         self.push(Op::Delete(CF_MESSAGES, codec::message_key(self.id, seq).to_vec()));
         self.push(Op::Delete(CF_SUBJECTS, codec::subject_key(self.id, subject, seq)));
         if self.pending_puts.remove(&seq).is_none() {
@@ -903,6 +980,7 @@ impl Backend for FileBackend {
         let (lo, hi) = codec::stream_range(self.id);
         self.push(Op::DeleteRange(CF_MESSAGES, lo, hi));
         self.push(Op::DeleteRange(CF_SUBJECTS, lo, hi));
+        *self.cache.get_mut().unwrap_or_else(|e| e.into_inner()) = ReadCache::default();
         self.pending_puts.clear();
         self.pending_dels.clear();
         self.cleared = true;
