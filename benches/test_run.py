@@ -94,6 +94,16 @@ class Units(unittest.TestCase):
         self.assertEqual(units, ["pubsub-16b", "pubsub-1k", "reqrep"])
         self.assertEqual(raw, [])
 
+    def test_consumer_group_runs_against_the_js_servers(self):
+        units, _ = run.select_units(["jsc"])
+        self.assertEqual(units, ["jsc-fetch", "jsc-fetch-noack", "jsc-ordered", "jsc-push",
+                                 "jsc-workqueue"])
+        for u in units:
+            self.assertIn(u, run.FULL.js)
+            self.assertIn(u, run.SMOKE.js)
+            self.assertIs(run.turns_for(u), run.JS_TURNS)
+            self.assertTrue(run.FIGURE_BY_KEY[u].js)
+
     def test_js_group_and_default_run(self):
         units, raw = run.select_units(["js"])
         self.assertEqual(units, ["js-async-file-16b", "js-async-file-1k", "js-sync-file-1k",
