@@ -167,7 +167,17 @@ impl Trust {
             Some(p) => Some(Arc::new(Permissions::compile(&p).map_err(|_| AuthError::Violation)?)),
             None => account.default_permissions.clone(),
         };
-        Ok(Identity { name: Some(user.sub.clone()), account: Some(acc.sub.clone()), permissions })
+        let positive = |n: i64| usize::try_from(n).ok().filter(|n| *n > 0);
+        let expires = [user.exp, acc.exp].into_iter().filter(|e| *e > 0).min();
+        Ok(Identity {
+            name: Some(user.sub.clone()),
+            account: Some(acc.sub.clone()),
+            permissions,
+            expires,
+            max_subs: positive(limits.subs),
+            max_payload: positive(limits.payload),
+            user_key: Some(user.sub.clone()),
+        })
     }
 }
 

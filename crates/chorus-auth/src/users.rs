@@ -24,13 +24,20 @@ pub struct Credentials<'a> {
 }
 
 /// A successful authentication.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Identity {
     /// The user name or NKey, for logs and /connz.
     pub name: Option<String>,
     /// Account name; `None` = the global account.
     pub account: Option<String>,
     pub permissions: Option<Arc<Permissions>>,
+    /// Unix time (seconds) at which the credentials expire (user or account JWT `exp`).
+    pub expires: Option<i64>,
+    /// Per-connection limits from the user JWT (`subs`, `payload`); `None` = unlimited.
+    pub max_subs: Option<usize>,
+    pub max_payload: Option<usize>,
+    /// The user's public key (JWT users), for revocations applied later.
+    pub user_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,7 +208,7 @@ impl Authenticator {
             return trust.authenticate(c);
         }
         if !self.required() {
-            return Ok(Identity { name: None, account: None, permissions: None });
+            return Ok(Identity::default());
         }
         if let Some(nkey) = c.nkey {
             let user = self.nkeys.get(nkey).ok_or(AuthError::Violation)?;
@@ -216,9 +223,8 @@ impl Authenticator {
         if let Some(t) = &self.token {
             return match c.token {
                 Some(given) if t.check(given) => Ok(Identity {
-                    name: None,
-                    account: None,
                     permissions: self.default_permissions.clone(),
+                    ..Identity::default()
                 }),
                 _ => Err(AuthError::Violation),
             };
@@ -247,6 +253,7 @@ fn identity(name: &str, u: &User) -> Identity {
         name: Some(name.to_string()),
         account: u.account.clone(),
         permissions: u.permissions.clone(),
+        ..Identity::default()
     }
 }
 

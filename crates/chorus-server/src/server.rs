@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::{Account, GLOBAL_ACCOUNT};
+use crate::account::{self, Account, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT};
 use crate::auth::{Auth, AuthConfigError};
 use crate::client::{self, ClientShared, CloseReason, ConnCtx, ConnKind};
 use crate::info::{self, Info};
@@ -310,14 +310,17 @@ impl Server {
         let keys = info::ServerKeys::generate();
         let id = keys.id;
         let name = if opts.server_name.is_empty() { id.clone() } else { opts.server_name.clone() };
+        let gacc = Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache));
+        let accounts = build_accounts(&opts, None);
+        configure_accounts(&opts, &accounts, &gacc)?;
         let inner = Arc::new(ServerInner {
             auth: RwLock::new(Arc::new(auth)),
             id,
             xkey: keys.xkey,
             signer: keys.signer,
-            accounts: RwLock::new(build_accounts(&opts, None)),
+            accounts: RwLock::new(accounts),
             name,
-            gacc: Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache)),
+            gacc,
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(Default::default()),
             next_cid: AtomicU64::new(0),
@@ -454,6 +457,7 @@ impl Server {
         let auth = Auth::from_options(&new)?;
         *self.inner.auth.write().unwrap() = Arc::new(auth);
         let accounts = build_accounts(&new, Some(&self.inner.accounts.read().unwrap()));
+        configure_accounts(&new, &accounts, &self.inner.gacc)?;
         *self.inner.accounts.write().unwrap() = accounts;
         *self.inner.opts.write().unwrap() = Arc::new(new);
         *self.inner.config_load_time.lock().unwrap() = SystemTime::now();
@@ -588,10 +592,12 @@ fn build_accounts(
     // In operator mode the accounts are the preloaded account JWTs, named by public key
     // (their signatures are checked by chorus-auth before the server starts).
     let preloaded = opts.resolver_preload.iter().filter(|_| !opts.operator.is_empty());
+    let system = system_account_name(opts);
     opts.accounts
         .iter()
         .map(|a| &a.name)
         .chain(preloaded.map(|(key, _)| key))
+        .chain(system.as_ref())
         .filter(|name| name.as_str() != GLOBAL_ACCOUNT)
         .map(|name| {
             let acc = old
@@ -600,4 +606,96 @@ fn build_accounts(
             (name.clone(), acc)
         })
         .collect()
+}
+
+/// The system account's name: `system_account`, else `$SYS` (created by default, as
+/// nats-server does, unless `no_system_account`). In operator mode the operator JWT may name
+/// it too (see `chorus-auth`).
+pub(crate) fn system_account_name(opts: &Options) -> Option<String> {
+    match &opts.system_account {
+        Some(n) => Some(n.clone()),
+        None if opts.no_system_account => None,
+        None => Some(SYSTEM_ACCOUNT.to_string()),
+    }
+}
+
+/// Applies `accounts {}` exports, imports, mappings and limits (and the top-level `mappings`
+/// of `$G`), with nats-server's errors for imports that are not authorized.
+fn configure_accounts(
+    opts: &Options,
+    accounts: &FxHashMap<String, Arc<Account>>,
+    gacc: &Arc<Account>,
+) -> Result<(), ServerError> {
+    let get = |n: &str| {
+        if n == GLOBAL_ACCOUNT { Some(gacc.clone()) } else { accounts.get(n).cloned() }
+    };
+    let cfg = |e: account::ImportError| ServerError::Config(e.to_string());
+    // Exports first: imports check them.
+    for a in &opts.accounts {
+        let Some(acc) = get(&a.name) else { continue };
+        let (streams, services) = account::exports_from_options(a);
+        account::set_exports(&acc, streams, services);
+        let lim = |v: Option<i64>| v.and_then(|n| usize::try_from(n).ok());
+        acc.set_limits(account::Limits {
+            max_connections: lim(a.limits.max_connections),
+            max_subscriptions: lim(a.limits.max_subscriptions),
+            max_payload: lim(a.limits.max_payload),
+        });
+    }
+    for a in &opts.accounts {
+        let Some(acc) = get(&a.name) else { continue };
+        let current = acc.routing();
+        let mut b = account::RoutingBuilder {
+            stream_exports: current.stream_exports.clone(),
+            service_exports: current.service_exports.clone(),
+            ..Default::default()
+        };
+        for im in &a.imports {
+            let Some(exp) = get(&im.account) else {
+                return Err(ServerError::Config(format!(
+                    "{:?} account not defined for import",
+                    im.account
+                )));
+            };
+            match im.kind {
+                chorus_conf::ExportKind::Stream => {
+                    let si = account::stream_import(
+                        &a.name,
+                        &exp,
+                        &im.subject,
+                        im.to.as_deref(),
+                        im.prefix.as_deref(),
+                    )
+                    .map_err(cfg)?;
+                    b.stream_imports.push(Arc::new(si));
+                }
+                chorus_conf::ExportKind::Service => {
+                    let si = account::service_import(
+                        &a.name,
+                        &exp,
+                        &im.subject,
+                        im.to.as_deref(),
+                        im.share,
+                    )
+                    .map_err(cfg)?;
+                    b.service_imports.push(Arc::new(si));
+                }
+            }
+        }
+        b.mappings = account::mappings_from_options(&a.mappings).map_err(cfg)?;
+        acc.set_routing(b.build());
+    }
+    if !opts.mappings.is_empty() {
+        let current = gacc.routing();
+        gacc.set_routing(
+            account::RoutingBuilder {
+                stream_exports: current.stream_exports.clone(),
+                service_exports: current.service_exports.clone(),
+                mappings: account::mappings_from_options(&opts.mappings).map_err(cfg)?,
+                ..Default::default()
+            }
+            .build(),
+        );
+    }
+    Ok(())
 }
