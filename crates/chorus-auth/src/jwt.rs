@@ -80,6 +80,9 @@ pub struct OperatorNats {
     pub signing_keys: Vec<String>,
     #[serde(default)]
     pub system_account: String,
+    /// Accounts must be signed by a signing key, not the operator's own key.
+    #[serde(default)]
+    pub strict_signing_key_usage: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -98,6 +101,62 @@ pub struct AccountNats {
     pub limits: serde_json::Value,
     #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
+    pub exports: Vec<JwtExport>,
+    #[serde(default)]
+    pub imports: Vec<JwtImport>,
+}
+
+impl AccountNats {
+    /// An account limit (`conn`, `subs`, `payload`, ...); `None` when absent or negative
+    /// (jwt's -1 = unlimited).
+    pub fn limit(&self, name: &str) -> Option<i64> {
+        self.limits.get(name).and_then(serde_json::Value::as_i64).filter(|n| *n >= 0)
+    }
+}
+
+/// An export of an account claim (jwt v2 `Export`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JwtExport {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub subject: String,
+    /// `stream` or `service`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub token_req: bool,
+    /// `Singleton`, `Stream` or `Chunked`.
+    #[serde(default)]
+    pub response_type: String,
+    /// Nanoseconds.
+    #[serde(default)]
+    pub response_threshold: i64,
+    #[serde(default)]
+    pub account_token_position: u32,
+}
+
+/// An import of an account claim (jwt v2 `Import`): `subject` is the exporter's subject,
+/// `local_subject` (or the older `to`) where it appears in the importing account.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JwtImport {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub account: String,
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub local_subject: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub share: bool,
 }
 
 /// An account signing key: a bare key, or a scoped key whose template replaces the

@@ -36,8 +36,17 @@ pub struct Identity {
     /// Per-connection limits from the user JWT (`subs`, `payload`); `None` = unlimited.
     pub max_subs: Option<usize>,
     pub max_payload: Option<usize>,
-    /// The user's public key (JWT users), for revocations applied later.
-    pub user_key: Option<String>,
+    /// JWT users: what account updates re-check later (revocations, signing keys).
+    pub jwt_user: Option<JwtUser>,
+}
+
+/// The parts of a user JWT that later account updates are checked against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtUser {
+    pub key: String,
+    pub issuer: String,
+    pub iat: i64,
+    pub bearer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -135,7 +135,7 @@ fn user_issued_by_the_account_connects_into_it() {
     assert!(!p.can_publish(b"billing.x"));
     assert!(p.can_subscribe(b"_INBOX.abc", None));
     assert!(!p.can_subscribe(b"orders.new", None));
-    assert_eq!(s.auth().operator().unwrap().account_keys().count(), 1);
+    assert_eq!(s.auth().operator().unwrap().account_keys().len(), 1);
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //!   (imports, exports, mappings), the shadow list of stream imports, the response map of
 //!   service imports, limits and the connection count.
 //! - [`transform`]: subject transforms (mappings, import `to` subjects).
+//! - [`system`]: the system account's requests (account JWT updates) and applying account
+//!   claims (limits, exports, imports) to accounts and their connected clients.
 //!
 //! How messages cross (nats-server's design, kept so behaviour matches):
 //! - Stream import (B imports `from` of A, seen in B as `to`): when a client of B subscribes
@@ -23,6 +25,7 @@
 //!
 //! An account with none of these pays one relaxed atomic load per publish ([`Account::flags`]).
 
+pub mod system;
 pub mod transform;
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -50,6 +53,8 @@ pub const F_SHADOWS: u8 = 4;
 pub const F_RESPONSES: u8 = 8;
 /// Not a publish-path bit: subscriptions need shadows.
 const F_STREAM_IMPORTS: u8 = 16;
+/// The system account: `$SYS.` requests are answered by the server.
+pub const F_SYSTEM: u8 = 32;
 
 /// nats-server's `DEFAULT_SERVICE_EXPORT_RESPONSE_THRESHOLD`.
 pub const DEFAULT_RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
@@ -264,6 +269,14 @@ impl Account {
         } else {
             self.flags.fetch_and(!f, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn set_system(&self, on: bool) {
+        self.set_flag(F_SYSTEM, on);
+    }
+
+    pub fn is_system(&self) -> bool {
+        self.flags() & F_SYSTEM != 0
     }
 
     pub fn routing(&self) -> Arc<Routing> {

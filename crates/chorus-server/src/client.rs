@@ -153,8 +153,8 @@ pub struct ClientShared {
     /// Stream-import shadows of this client's subscriptions, by subscription address, so any
     /// reader that removes a subscription (auto-unsubscribe) removes its shadows too.
     shadows: Mutex<FxHashMap<usize, Vec<Arc<Shadow>>>>,
-    /// The user's public key (JWT users), for revocation checks on account updates.
-    pub(crate) user_key: Mutex<Option<String>>,
+    /// JWT users: the user key, issuer and issue time, re-checked on account updates.
+    pub(crate) jwt_user: Mutex<Option<chorus_auth::JwtUser>>,
 }
 
 impl ClientShared {
@@ -181,7 +181,7 @@ impl ClientShared {
             replies: Mutex::new(FxHashMap::default()),
             account: Mutex::new(Weak::new()),
             shadows: Mutex::new(FxHashMap::default()),
-            user_key: Mutex::new(None),
+            jwt_user: Mutex::new(None),
         }
     }
 
@@ -414,7 +414,7 @@ where
         replies: Mutex::new(FxHashMap::default()),
         account: Mutex::new(Arc::downgrade(&srv.gacc)),
         shadows: Mutex::new(FxHashMap::default()),
-        user_key: Mutex::new(None),
+        jwt_user: Mutex::new(None),
     });
     if let Some(slot) = &ctx.shared {
         let _ = slot.set(shared.clone());
@@ -817,7 +817,7 @@ impl Client {
             let left = Duration::from_secs(u64::try_from(exp).unwrap_or(0)).saturating_sub(now);
             self.expires = Some(tokio::time::Instant::now() + left);
         }
-        *self.shared.user_key.lock().unwrap() = id.user_key.clone();
+        *self.shared.jwt_user.lock().unwrap() = id.jwt_user.clone();
         let old = std::mem::replace(&mut self.acc, acc.clone());
         if !Arc::ptr_eq(&acc, &old) && !self.subs.is_empty() {
             // Subscriptions made before CONNECT live in the old account: move them.
@@ -1066,6 +1066,16 @@ impl Client {
         let flags = acc.flags();
         let mut delivered =
             self.route(subject, reply, hdr, payload, if own { None } else { Some(acc) });
+        if flags & account::F_SYSTEM != 0
+            && subject.starts_with(b"$SYS.")
+            && let Some(resp) = account::system::handle(&self.srv, subject, payload)
+        {
+            delivered = true;
+            if let Some(r) = reply {
+                let r = Bytes::copy_from_slice(r);
+                self.route_in(acc, false, &r, None, None, &resp, true, chain);
+            }
+        }
         if flags & account::F_SHADOWS != 0 && !from_service {
             delivered |= self.route_shadows(acc, subject, reply, hdr, payload);
         }

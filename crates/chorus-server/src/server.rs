@@ -104,6 +104,8 @@ pub struct ServerInner {
     /// The WebSocket listener's address, and whether it is wss.
     pub websocket_addr: Mutex<Option<(SocketAddr, bool)>>,
     pub config_load_time: Mutex<SystemTime>,
+    /// Sequence of the server's own `$SYS` messages (the `seq` of their `server` block).
+    pub(crate) sys_seq: AtomicU64,
 }
 
 impl ServerInner {
@@ -277,6 +279,26 @@ impl ServerInner {
         }
     }
 
+    /// The account named `name`, created if it does not exist yet (an account JWT pushed to
+    /// the full resolver).
+    pub(crate) fn account_or_create(&self, name: &str) -> Arc<Account> {
+        if let Some(a) = self.account(Some(name)) {
+            return a;
+        }
+        let cache = !self.opts().disable_sublist_cache;
+        self.accounts
+            .write()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Account::new(name, cache)))
+            .clone()
+    }
+
+    /// Every account but `$G`, by name.
+    pub(crate) fn accounts(&self) -> FxHashMap<String, Arc<Account>> {
+        self.accounts.read().unwrap().clone()
+    }
+
     /// The async INFO sent after the first PONG, naming the bound account.
     pub(crate) fn connect_info_json(
         &self,
@@ -311,8 +333,8 @@ impl Server {
         let id = keys.id;
         let name = if opts.server_name.is_empty() { id.clone() } else { opts.server_name.clone() };
         let gacc = Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache));
-        let accounts = build_accounts(&opts, None);
-        configure_accounts(&opts, &accounts, &gacc)?;
+        let accounts = build_accounts(&opts, &auth, None);
+        configure_accounts(&opts, &auth, &accounts, &gacc)?;
         let inner = Arc::new(ServerInner {
             auth: RwLock::new(Arc::new(auth)),
             id,
@@ -333,6 +355,7 @@ impl Server {
             monitor_addr: Mutex::new(None),
             websocket_addr: Mutex::new(None),
             config_load_time: Mutex::new(SystemTime::now()),
+            sys_seq: AtomicU64::new(0),
             opts: RwLock::new(Arc::new(opts.clone())),
         });
 
@@ -455,9 +478,9 @@ impl Server {
         let old = self.inner.opts();
         let changed = old.reload_diff(&new).map_err(|e| ServerError::Config(e.to_string()))?;
         let auth = Auth::from_options(&new)?;
+        let accounts = build_accounts(&new, &auth, Some(&self.inner.accounts.read().unwrap()));
+        configure_accounts(&new, &auth, &accounts, &self.inner.gacc)?;
         *self.inner.auth.write().unwrap() = Arc::new(auth);
-        let accounts = build_accounts(&new, Some(&self.inner.accounts.read().unwrap()));
-        configure_accounts(&new, &accounts, &self.inner.gacc)?;
         *self.inner.accounts.write().unwrap() = accounts;
         *self.inner.opts.write().unwrap() = Arc::new(new);
         *self.inner.config_load_time.lock().unwrap() = SystemTime::now();
@@ -587,16 +610,17 @@ fn spawn_client(
 /// so their subscriptions); new ones are created.
 fn build_accounts(
     opts: &Options,
+    auth: &Auth,
     old: Option<&FxHashMap<String, Arc<Account>>>,
 ) -> FxHashMap<String, Arc<Account>> {
-    // In operator mode the accounts are the preloaded account JWTs, named by public key
+    // In operator mode the accounts are the resolver's account JWTs, named by public key
     // (their signatures are checked by chorus-auth before the server starts).
-    let preloaded = opts.resolver_preload.iter().filter(|_| !opts.operator.is_empty());
-    let system = system_account_name(opts);
+    let jwt_accounts = auth.trust().map(|t| t.account_keys()).unwrap_or_default();
+    let system = system_account_name(opts, auth);
     opts.accounts
         .iter()
         .map(|a| &a.name)
-        .chain(preloaded.map(|(key, _)| key))
+        .chain(jwt_accounts.iter())
         .chain(system.as_ref())
         .filter(|name| name.as_str() != GLOBAL_ACCOUNT)
         .map(|name| {
@@ -608,12 +632,16 @@ fn build_accounts(
         .collect()
 }
 
-/// The system account's name: `system_account`, else `$SYS` (created by default, as
-/// nats-server does, unless `no_system_account`). In operator mode the operator JWT may name
-/// it too (see `chorus-auth`).
-pub(crate) fn system_account_name(opts: &Options) -> Option<String> {
-    match &opts.system_account {
-        Some(n) => Some(n.clone()),
+/// The system account's name: `system_account` (or in operator mode the operator JWT's
+/// `system_account`), else `$SYS`, created by default as nats-server does unless
+/// `no_system_account`.
+pub(crate) fn system_account_name(opts: &Options, auth: &Auth) -> Option<String> {
+    let named = opts
+        .system_account
+        .clone()
+        .or_else(|| auth.trust().and_then(|t| t.system_account()).map(String::from));
+    match named {
+        Some(n) => Some(n),
         None if opts.no_system_account => None,
         None => Some(SYSTEM_ACCOUNT.to_string()),
     }
@@ -623,12 +651,19 @@ pub(crate) fn system_account_name(opts: &Options) -> Option<String> {
 /// of `$G`), with nats-server's errors for imports that are not authorized.
 fn configure_accounts(
     opts: &Options,
+    auth: &Auth,
     accounts: &FxHashMap<String, Arc<Account>>,
     gacc: &Arc<Account>,
 ) -> Result<(), ServerError> {
     let get = |n: &str| {
         if n == GLOBAL_ACCOUNT { Some(gacc.clone()) } else { accounts.get(n).cloned() }
     };
+    if let Some(sys) = system_account_name(opts, auth).and_then(|n| get(&n)) {
+        sys.set_system(true);
+    }
+    if let Some(trust) = auth.trust() {
+        account::system::configure_jwt_accounts(trust, accounts);
+    }
     let cfg = |e: account::ImportError| ServerError::Config(e.to_string());
     // Exports first: imports check them.
     for a in &opts.accounts {

@@ -244,3 +244,293 @@ async fn raw_connect(s: &Server, user: &str) -> String {
     let _ = tokio::time::timeout(LONG, sock.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+// ---------------------------------------------------------------------------------------
+// Operator mode: the full directory resolver, account JWT updates over $SYS, user expiry.
+
+mod jwt {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use nkeys::KeyPair;
+    use serde_json::{Value, json};
+
+    pub fn now() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    }
+
+    /// Signs `claims` as `signer`, as github.com/nats-io/jwt v2 encodes.
+    pub fn encode(mut claims: Value, signer: &KeyPair) -> String {
+        claims["iss"] = json!(signer.public_key());
+        if claims.get("jti").is_none() {
+            claims["jti"] = json!(format!("j{}", rand_u64()));
+        }
+        if claims.get("iat").is_none() {
+            claims["iat"] = json!(now() - 10);
+        }
+        let h = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+        let c = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        let input = format!("{h}.{c}");
+        let sig = URL_SAFE_NO_PAD.encode(signer.sign(input.as_bytes()).unwrap());
+        format!("{input}.{sig}")
+    }
+
+    fn rand_u64() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(1);
+        N.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn operator(op: &KeyPair, system: &KeyPair) -> String {
+        encode(
+            json!({"sub": op.public_key(), "name": "OP",
+                   "nats": {"type": "operator", "version": 2,
+                            "system_account": system.public_key()}}),
+            op,
+        )
+    }
+
+    pub fn account(acc: &KeyPair, name: &str, op: &KeyPair, extra: Value, nats: Value) -> String {
+        let mut n = json!({"type": "account", "version": 2, "limits": {"conn": -1}});
+        n.as_object_mut().unwrap().extend(nats.as_object().unwrap().clone());
+        let mut c = json!({"sub": acc.public_key(), "name": name, "nats": n});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        encode(c, op)
+    }
+
+    pub fn user(user: &KeyPair, acc: &KeyPair, extra: Value) -> String {
+        let mut c = json!({"sub": user.public_key(), "name": "u",
+                           "nats": {"type": "user", "version": 2}});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        encode(c, acc)
+    }
+
+    pub fn creds(jwt: &str, user: &KeyPair) -> String {
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        )
+    }
+
+    pub fn sign_nonce(user: &KeyPair, nonce: &str) -> String {
+        URL_SAFE_NO_PAD.encode(user.sign(nonce.as_bytes()).unwrap())
+    }
+}
+
+use nkeys::KeyPair;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+struct Op {
+    op: KeyPair,
+    sys: KeyPair,
+    app: KeyPair,
+    app2: KeyPair,
+    dir: std::path::PathBuf,
+}
+
+impl Op {
+    fn new() -> Op {
+        let dir = write_conf("").parent().unwrap().join("jwt");
+        Op {
+            op: KeyPair::new_operator(),
+            sys: KeyPair::new_account(),
+            app: KeyPair::new_account(),
+            app2: KeyPair::new_account(),
+            dir,
+        }
+    }
+
+    fn app_jwt(&self, extra: serde_json::Value, nats: serde_json::Value) -> String {
+        jwt::account(&self.app, "APP", &self.op, extra, nats)
+    }
+
+    /// APP exports `updates.>`, APP2 imports it; SYS is the system account. SYS and APP2 come
+    /// from files in the resolver directory, APP from resolver_preload.
+    async fn start(&self) -> Server {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let sys = jwt::account(&self.sys, "SYS", &self.op, json!({}), json!({}));
+        let app2 = jwt::account(
+            &self.app2,
+            "APP2",
+            &self.op,
+            json!({}),
+            json!({"imports": [{"type": "stream", "subject": "updates.>",
+                                "account": self.app.public_key(), "local_subject": "app.>"}]}),
+        );
+        for (k, j) in [(&self.sys, sys), (&self.app2, app2)] {
+            std::fs::write(self.dir.join(format!("{}.jwt", k.public_key())), j).unwrap();
+        }
+        let app = self
+            .app_jwt(json!({}), json!({"exports": [{"type": "stream", "subject": "updates.>"}]}));
+        let mut o = Options {
+            operator: vec![jwt::operator(&self.op, &self.sys)],
+            resolver: Some(chorus_conf::ResolverOptions::Dir(chorus_conf::DirResolverOptions {
+                kind: chorus_conf::DirResolverKind::Full,
+                dir: self.dir.clone(),
+                allow_delete: false,
+                hard_delete: false,
+                limit: 0,
+                ttl: None,
+                interval: None,
+                timeout: None,
+            })),
+            resolver_preload: vec![(self.app.public_key(), app)],
+            ..Options::default()
+        };
+        o.host = "127.0.0.1".into();
+        o.port = 0;
+        Server::start(o).await.expect("operator-mode server starts")
+    }
+
+    async fn client(&self, s: &Server, acc: &KeyPair) -> (async_nats::Client, KeyPair) {
+        let u = KeyPair::new_user();
+        let j = jwt::user(&u, acc, json!({}));
+        let c = ConnectOptions::with_credentials(&jwt::creds(&j, &u))
+            .unwrap()
+            .connect(s.client_url())
+            .await
+            .expect("JWT user connects");
+        (c, u)
+    }
+}
+
+/// A raw JWT client: CONNECT with the user JWT and the signed nonce, then PING/PONG.
+async fn raw_jwt(s: &Server, user_jwt: &str, user: &KeyPair) -> BufReader<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpStream::connect(s.client_addr()).await.unwrap();
+    let mut r = BufReader::new(sock);
+    let mut info = String::new();
+    r.read_line(&mut info).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(info.trim_start_matches("INFO ")).unwrap();
+    let sig = jwt::sign_nonce(user, v["nonce"].as_str().expect("nonce"));
+    let connect = json!({"verbose": false, "jwt": user_jwt, "sig": sig});
+    r.get_mut().write_all(format!("CONNECT {connect}\r\nPING\r\n").as_bytes()).await.unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "PONG\r\n", "JWT user is accepted");
+    r
+}
+
+/// Everything the server sends until it closes the connection.
+async fn until_closed(r: &mut BufReader<tokio::net::TcpStream>) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), r.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn jwt_accounts_from_the_directory_with_imports() -> Result<()> {
+    let op = Op::new();
+    let s = op.start().await;
+    let (app, _) = op.client(&s, &op.app).await;
+    let (app2, _) = op.client(&s, &op.app2).await;
+    let mut sub = app2.subscribe("app.>").await?;
+    app2.flush().await?;
+    app.publish("updates.x", "1".into()).await?;
+    app.publish("private.x", "2".into()).await?;
+    app.flush().await?;
+    let m = next(&mut sub, LONG).await.expect("APP2 imports APP's stream from its JWT");
+    assert_eq!(m.subject.as_str(), "app.x");
+    assert!(next(&mut sub, SHORT).await.is_none());
+    // The preloaded account was written to the directory, as nats-server's full resolver does.
+    assert!(op.dir.join(format!("{}.jwt", op.app.public_key())).exists());
+    s.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn claims_update_revokes_a_connected_user() -> Result<()> {
+    let op = Op::new();
+    let s = op.start().await;
+    let alice = KeyPair::new_user();
+    let alice_jwt = jwt::user(&alice, &op.app, json!({}));
+    let mut alice_conn = raw_jwt(&s, &alice_jwt, &alice).await;
+    let bob = KeyPair::new_user();
+    let bob_jwt = jwt::user(&bob, &op.app, json!({}));
+    let mut bob_conn = raw_jwt(&s, &bob_jwt, &bob).await;
+    let (sys, _) = op.client(&s, &op.sys).await;
+
+    // An update signed by a key the operator does not trust is refused.
+    let rogue = KeyPair::new_operator();
+    let bad = jwt::account(&op.app, "APP", &rogue, json!({}), json!({}));
+    let subj = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", op.app.public_key());
+    let r = sys.request(subj.clone(), bad.into()).await?;
+    let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
+    assert_eq!(v["error"]["code"], 500, "{v}");
+    assert_eq!(v["error"]["account"], op.app.public_key());
+
+    // The operator revokes alice.
+    let revoked = op.app_jwt(
+        json!({"iat": jwt::now()}),
+        json!({"revocations": {alice.public_key(): jwt::now()},
+               "exports": [{"type": "stream", "subject": "updates.>"}]}),
+    );
+    let r = sys.request(subj, revoked.clone().into()).await?;
+    let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
+    assert_eq!(v["data"]["code"], 200, "{v}");
+    assert_eq!(v["data"]["message"], "jwt updated");
+    assert_eq!(v["data"]["account"], op.app.public_key());
+    assert!(v["server"]["id"].as_str().is_some_and(|id| id == s.id()));
+
+    let said = until_closed(&mut alice_conn).await;
+    assert!(said.contains("-ERR 'User Authentication Revoked'"), "alice got: {said:?}");
+    // Bob is untouched.
+    bob_conn.get_mut().write_all(b"PING\r\n").await?;
+    let mut line = String::new();
+    bob_conn.read_line(&mut line).await?;
+    assert_eq!(line, "PONG\r\n");
+    // Stored for restarts, and alice cannot come back.
+    let stored = std::fs::read_to_string(op.dir.join(format!("{}.jwt", op.app.public_key())))?;
+    assert_eq!(stored, revoked);
+    let again = ConnectOptions::with_credentials(&jwt::creds(&alice_jwt, &alice))?
+        .connect(s.client_url())
+        .await;
+    assert!(again.is_err(), "a revoked user cannot reconnect");
+
+    // $SYS.REQ.CLAIMS.UPDATE (full resolver) takes a JWT for a new account.
+    let fresh = KeyPair::new_account();
+    let fresh_jwt = jwt::account(&fresh, "NEW", &op.op, json!({}), json!({}));
+    let r = sys.request("$SYS.REQ.CLAIMS.UPDATE", fresh_jwt.into()).await?;
+    let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
+    assert_eq!(v["data"]["account"], fresh.public_key(), "{v}");
+    let (newc, _) = op.client(&s, &fresh).await;
+    newc.flush().await?;
+    s.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn lowered_connection_limit_disconnects_newest_clients() -> Result<()> {
+    let op = Op::new();
+    let s = op.start().await;
+    let u1 = KeyPair::new_user();
+    let mut c1 = raw_jwt(&s, &jwt::user(&u1, &op.app, json!({})), &u1).await;
+    let u2 = KeyPair::new_user();
+    let mut c2 = raw_jwt(&s, &jwt::user(&u2, &op.app, json!({})), &u2).await;
+    let (sys, _) = op.client(&s, &op.sys).await;
+    let limited = op.app_jwt(json!({"iat": jwt::now()}), json!({"limits": {"conn": 1}}));
+    let subj = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", op.app.public_key());
+    let r = sys.request(subj, limited.into()).await?;
+    assert!(String::from_utf8_lossy(&r.payload).contains("jwt updated"));
+    let said = until_closed(&mut c2).await;
+    assert!(said.contains("-ERR 'maximum account active connections exceeded'"), "{said:?}");
+    c1.get_mut().write_all(b"PING\r\n").await?;
+    let mut line = String::new();
+    c1.read_line(&mut line).await?;
+    assert_eq!(line, "PONG\r\n", "the oldest client stays");
+    s.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn user_jwt_expiry_disconnects_the_client() -> Result<()> {
+    let op = Op::new();
+    let s = op.start().await;
+    let u = KeyPair::new_user();
+    let j = jwt::user(&u, &op.app, json!({"exp": jwt::now() + 2}));
+    let mut c = raw_jwt(&s, &j, &u).await;
+    let said = until_closed(&mut c).await;
+    assert!(said.contains("-ERR 'User Authentication Expired'"), "{said:?}");
+    s.shutdown().await;
+    Ok(())
+}
