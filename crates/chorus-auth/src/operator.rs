@@ -330,12 +330,12 @@ impl Trust {
             None => account.default_permissions.clone(),
         };
         let positive = |n: i64| usize::try_from(n).ok().filter(|n| *n > 0);
-        let expires = [user.exp, acc.exp].into_iter().filter(|e| *e > 0).min();
         Ok(Identity {
             name: Some(user.sub.clone()),
             account: Some(acc.sub.clone()),
             permissions,
-            expires,
+            expires: (user.exp > 0).then_some(user.exp),
+            account_expires: (acc.exp > 0).then_some(acc.exp),
             max_subs: positive(limits.subs),
             max_payload: positive(limits.payload),
             jwt_user: Some(crate::users::JwtUser {

@@ -31,8 +31,10 @@ pub struct Identity {
     /// Account name; `None` = the global account.
     pub account: Option<String>,
     pub permissions: Option<Arc<Permissions>>,
-    /// Unix time (seconds) at which the credentials expire (user or account JWT `exp`).
+    /// Unix time (seconds) at which the user JWT expires.
     pub expires: Option<i64>,
+    /// Unix time (seconds) at which the user's account JWT expires.
+    pub account_expires: Option<i64>,
     /// Per-connection limits from the user JWT (`subs`, `payload`); `None` = unlimited.
     pub max_subs: Option<usize>,
     pub max_payload: Option<usize>,

@@ -351,8 +351,9 @@ struct Client {
     ctx: ConnCtx,
     /// The account whose connection count includes this client.
     counted: Option<Arc<Account>>,
-    /// When the user's credentials (JWT) expire.
+    /// When the user's credentials (JWT) expire, and what the client is told then.
     expires: Option<tokio::time::Instant>,
+    expiry_text: &'static str,
 }
 
 /// The listener a connection came in on.
@@ -455,6 +456,7 @@ where
         ctx,
         counted: None,
         expires: None,
+        expiry_text: "User Authentication Expired",
     };
 
     let registered = srv.register_client(shared.clone());
@@ -585,8 +587,8 @@ impl Client {
                     continue;
                 }
                 _ = sleep_until_opt(self.expires) => {
-                    tracing::debug!("{} - User Authentication Expired", self.prefix());
-                    self.send_err("User Authentication Expired");
+                    tracing::debug!("{} - {}", self.prefix(), self.expiry_text);
+                    self.send_err(self.expiry_text);
                     self.flush_dirty();
                     self.shared.close(CloseReason::AuthenticationExpired, true);
                     return;
@@ -812,10 +814,20 @@ impl Client {
             let mc = self.srv.opts().max_control_line;
             self.decoder.set_limits(mc, self.decoder.max_payload().min(m));
         }
-        if let Some(exp) = id.expires {
+        // The earlier of the user's and the account's expiry, with nats-server's wording.
+        let user_first = match (id.expires, id.account_expires) {
+            (Some(u), Some(a)) => u <= a,
+            (u, _) => u.is_some(),
+        };
+        if let Some(exp) = if user_first { id.expires } else { id.account_expires } {
             let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             let left = Duration::from_secs(u64::try_from(exp).unwrap_or(0)).saturating_sub(now);
             self.expires = Some(tokio::time::Instant::now() + left);
+            self.expiry_text = if user_first {
+                "User Authentication Expired"
+            } else {
+                "Account Authentication Expired"
+            };
         }
         *self.shared.jwt_user.lock().unwrap() = id.jwt_user.clone();
         let old = std::mem::replace(&mut self.acc, acc.clone());

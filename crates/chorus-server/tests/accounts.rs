@@ -531,6 +531,18 @@ async fn user_jwt_expiry_disconnects_the_client() -> Result<()> {
     let mut c = raw_jwt(&s, &j, &u).await;
     let said = until_closed(&mut c).await;
     assert!(said.contains("-ERR 'User Authentication Expired'"), "{said:?}");
+    // An account that expires before its user: nats-server's account wording.
+    let (sys, _) = op.client(&s, &op.sys).await;
+    let short = KeyPair::new_account();
+    let short_jwt =
+        jwt::account(&short, "SHORT", &op.op, json!({"exp": jwt::now() + 2}), json!({}));
+    let r = sys.request("$SYS.REQ.CLAIMS.UPDATE", short_jwt.into()).await?;
+    assert!(String::from_utf8_lossy(&r.payload).contains("jwt updated"));
+    let u = KeyPair::new_user();
+    let j = jwt::user(&u, &short, json!({"exp": jwt::now() + 3600}));
+    let mut c = raw_jwt(&s, &j, &u).await;
+    let said = until_closed(&mut c).await;
+    assert!(said.contains("-ERR 'Account Authentication Expired'"), "{said:?}");
     s.shutdown().await;
     Ok(())
 }
