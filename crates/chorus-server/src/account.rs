@@ -526,6 +526,8 @@ pub enum ImportError {
     BadPrefix(String),
     #[error("Error adding {kind} import {subject:?}: {err}")]
     Transform { kind: &'static str, subject: String, err: String },
+    #[error("Error adding {kind} import {subject:?}: import forms a cycle")]
+    Cycle { kind: &'static str, subject: String },
     #[error("Error adding mapping for {src:?} to {dest:?} : {err}")]
     Mapping { src: String, dest: String, err: String },
 }
@@ -562,6 +564,10 @@ pub fn stream_import(
     if !exporter.stream_export_for(importer, from) {
         return Err(ImportError::StreamNotAuthorized(from.to_string()));
     }
+    let cycle = |s: &str| {
+        let mut visited = vec![importer.to_string()];
+        stream_cycle(exporter, s, &mut visited)
+    };
     let to = match (prefix.filter(|p| !p.is_empty()), to.filter(|t| !t.is_empty())) {
         (Some(p), _) => {
             if p.split('.').any(|t| t == "*" || t == ">") {
@@ -573,6 +579,9 @@ pub fn stream_import(
         (None, Some(t)) => t.to_string(),
         (None, None) => from.to_string(),
     };
+    if cycle(&to) || cycle(from) {
+        return Err(ImportError::Cycle { kind: "stream", subject: from.to_string() });
+    }
     let has_wc = from.split('.').any(|t| t == "*" || t == ">");
     let (mut tr, mut use_pub, mut to_sub) = (None, false, to.clone());
     if has_wc {
@@ -610,6 +619,15 @@ pub fn service_import(
         return Err(ImportError::ServiceNotAuthorized(remote.to_string()));
     };
     let local = local.filter(|l| !l.is_empty()).unwrap_or(remote);
+    let from_t = if remote.split('.').any(|t| t == "*" || t == ">") {
+        transform::untokenize(local)
+    } else {
+        local.to_string()
+    };
+    let mut visited = vec![importer.to_string()];
+    if service_cycle(exporter, &from_t, &mut visited) {
+        return Err(ImportError::Cycle { kind: "service", subject: remote.to_string() });
+    }
     let has_wc = local.split('.').any(|t| t == "*" || t == ">");
     let (mut tr, mut use_pub) = (None, false);
     if has_wc {
@@ -635,6 +653,59 @@ pub fn service_import(
         export,
         share,
     })
+}
+
+/// nats-server's cycle searches give up (as a cycle) past this many accounts.
+const MAX_CYCLE_SEARCH: usize = 1024;
+
+/// Whether importing `to` from `acc` would close a loop of stream imports
+/// (nats-server's `checkStreamImportsForCycles`); `visited` holds the accounts on the path.
+fn stream_cycle(acc: &Account, to: &str, visited: &mut Vec<String>) -> bool {
+    if visited.len() >= MAX_CYCLE_SEARCH {
+        return true;
+    }
+    let r = acc.routing();
+    if !r.stream_exports.iter().any(|e| subject_is_subset_of(to.as_bytes(), e.subject.as_bytes())) {
+        return false;
+    }
+    for si in &r.stream_imports {
+        if subjects_overlap(to.as_bytes(), si.to.as_bytes()) {
+            if visited.contains(&si.acc.name) {
+                return true;
+            }
+            visited.push(acc.name.clone());
+            let t = if subject_is_subset_of(si.to.as_bytes(), to.as_bytes()) { &si.to } else { to };
+            if stream_cycle(&si.acc, t, visited) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The same for service imports (nats-server's `checkServiceImportsForCycles`).
+fn service_cycle(acc: &Account, from: &str, visited: &mut Vec<String>) -> bool {
+    if visited.len() >= MAX_CYCLE_SEARCH {
+        return true;
+    }
+    let r = acc.routing();
+    for si in &r.service_imports {
+        if subjects_overlap(from.as_bytes(), si.to.as_bytes()) {
+            if visited.contains(&si.acc.name) {
+                return true;
+            }
+            visited.push(acc.name.clone());
+            let f = if subject_is_subset_of(si.from.as_bytes(), from.as_bytes()) {
+                &si.from
+            } else {
+                from
+            };
+            if service_cycle(&si.acc, f, visited) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Compiles `mappings {}` entries (weights made cumulative; the remainder below 100 keeps the
@@ -830,6 +901,44 @@ mod tests {
         assert!(acc.map_subject(b"c").is_none());
         // Weight 0 for w1: the remaining 100 keep the subject.
         assert_eq!(acc.map_subject(b"w").unwrap(), "w");
+    }
+
+    #[test]
+    fn import_cycles_are_refused() {
+        let a = exporter(&[("foo", &[])], &[("svc", &[])]);
+        let b = Arc::new(Account::new("B", true));
+        set_exports(
+            &b,
+            vec![StreamExport { subject: "foo".into(), auth: ExportAuth::default() }],
+            vec![Arc::new(ServiceExport {
+                subject: "svc".into(),
+                auth: ExportAuth::default(),
+                response: ResponseType::Singleton,
+                threshold: DEFAULT_RESPONSE_THRESHOLD,
+            })],
+        );
+        // B imports foo and svc from A; then A importing them back from B is a cycle.
+        let bs = stream_import("B", &a, "foo", None, None).unwrap();
+        let bv = service_import("B", &a, "svc", None, false).unwrap();
+        let current = b.routing();
+        b.set_routing(
+            RoutingBuilder {
+                stream_imports: vec![Arc::new(bs)],
+                service_imports: vec![Arc::new(bv)],
+                stream_exports: current.stream_exports.clone(),
+                service_exports: current.service_exports.clone(),
+                ..Default::default()
+            }
+            .build(),
+        );
+        assert_eq!(
+            stream_import("A", &b, "foo", None, None).unwrap_err().to_string(),
+            r#"Error adding stream import "foo": import forms a cycle"#
+        );
+        assert_eq!(
+            service_import("A", &b, "svc", None, false).unwrap_err().to_string(),
+            r#"Error adding service import "svc": import forms a cycle"#
+        );
     }
 
     #[test]

@@ -37,4 +37,4 @@ pub mod server;
 pub mod tls;
 pub mod websocket;
 
-pub use server::{Server, ServerError};
+pub use server::{Server, ServerError, check_accounts};

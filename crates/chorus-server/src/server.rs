@@ -647,6 +647,15 @@ pub(crate) fn system_account_name(opts: &Options, auth: &Auth) -> Option<String>
     }
 }
 
+/// Checks what only wiring the accounts reveals (imports that are not authorized or form a
+/// cycle, bad mappings), without starting anything: `-t` runs this after parsing.
+pub fn check_accounts(opts: &Options) -> Result<(), ServerError> {
+    let auth = Auth::from_options(opts)?;
+    let gacc = Arc::new(Account::new(GLOBAL_ACCOUNT, false));
+    let accounts = build_accounts(opts, &auth, None);
+    configure_accounts(opts, &auth, &accounts, &gacc)
+}
+
 /// Applies `accounts {}` exports, imports, mappings and limits (and the top-level `mappings`
 /// of `$G`), with nats-server's errors for imports that are not authorized.
 fn configure_accounts(
