@@ -74,6 +74,8 @@ pub struct Trust {
     accounts: RwLock<HashMap<String, Account>>,
     /// The `full` resolver's directory.
     dir: Option<PathBuf>,
+    /// `allow_delete` (with `hard_delete`: files are removed rather than renamed `.deleted`).
+    delete: Option<bool>,
 }
 
 /// Why a pushed account JWT was not taken; the text is nats-server's reply description.
@@ -115,6 +117,7 @@ impl Trust {
         }
         trusted.extend(opts.trusted_keys.iter().cloned());
         let mut dir = None;
+        let mut delete = None;
         match &opts.resolver {
             None => return Err(OperatorError::NoResolver),
             Some(ResolverOptions::Memory) => {}
@@ -124,6 +127,7 @@ impl Trust {
                     return Err(OperatorError::Resolver("cache"));
                 }
                 dir = Some(d.dir.clone());
+                delete = d.allow_delete.then_some(d.hard_delete);
             }
         }
         let mut accounts = HashMap::new();
@@ -189,6 +193,7 @@ impl Trust {
             system_account,
             accounts: RwLock::new(accounts),
             dir,
+            delete,
         };
         // Preloads are stored in the directory, as nats-server's full resolver does.
         if trust.dir.is_some() {
@@ -257,6 +262,61 @@ impl Trust {
         accounts
             .insert(claims.sub.clone(), Account { claims: claims.clone(), default_permissions });
         Ok(Updated::Changed(claims))
+    }
+
+    /// An account delete request (`$SYS.REQ.CLAIMS.DELETE`, nats-server's
+    /// handleDeleteRequest): generic claims self-signed by the operator or one of its signing
+    /// keys, listing account keys in `nats.accounts`. Returns the deleted keys, or the error
+    /// description of nats-server's reply.
+    pub fn delete(&self, token: &str, system: Option<&str>) -> Result<Vec<String>, String> {
+        let generic = jwt::decode::<jwt::GenericNats>(token.trim());
+        let subj = generic.as_ref().map(|g| g.sub.clone()).unwrap_or_default();
+        let fail = |e: &str| format!("delete accounts request by {subj} failed - {e}");
+        let g = generic.map_err(|e| fail(&e.to_string()))?;
+        let Some(hard) = self.delete else {
+            return Err(fail("delete must be enabled in server config"));
+        };
+        if g.sub != g.iss {
+            return Err(fail("not self signed"));
+        }
+        let trusted =
+            if g.iss == self.operator { !self.strict } else { self.trusted.contains(&g.iss) };
+        if !trusted {
+            return Err(fail("not trusted"));
+        }
+        let Some(serde_json::Value::Array(list)) = &g.nats.accounts else {
+            return Err(fail("malformed request"));
+        };
+        let mut keys = Vec::new();
+        for e in list {
+            let Some(k) = e
+                .as_str()
+                .filter(|k| k.starts_with('A') && nkeys::KeyPair::from_public_key(k).is_ok())
+            else {
+                return Err(fail("malformed request"));
+            };
+            if Some(k) == system {
+                return Err(fail("not allowed to delete system account"));
+            }
+            keys.push(k.to_string());
+        }
+        let dir = self.dir.as_ref().ok_or_else(|| fail("store is read-only"))?;
+        let mut accounts = self.accounts.write().unwrap();
+        for k in &keys {
+            let path = dir.join(format!("{k}.jwt"));
+            let r = if hard {
+                std::fs::remove_file(&path)
+            } else {
+                std::fs::rename(&path, dir.join(format!("{k}.jwt.deleted")))
+            };
+            if let Err(e) = r
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(fail(&e.to_string()));
+            }
+            accounts.remove(k);
+        }
+        Ok(keys)
     }
 
     fn save(&self, key: &str, token: &str) -> std::io::Result<()> {

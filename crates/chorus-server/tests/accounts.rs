@@ -348,6 +348,10 @@ impl Op {
     /// APP exports `updates.>`, APP2 imports it; SYS is the system account. SYS and APP2 come
     /// from files in the resolver directory, APP from resolver_preload.
     async fn start(&self) -> Server {
+        self.start_with(false).await
+    }
+
+    async fn start_with(&self, allow_delete: bool) -> Server {
         std::fs::create_dir_all(&self.dir).unwrap();
         let sys = jwt::account(&self.sys, "SYS", &self.op, json!({}), json!({}));
         let app2 = jwt::account(
@@ -368,7 +372,7 @@ impl Op {
             resolver: Some(chorus_conf::ResolverOptions::Dir(chorus_conf::DirResolverOptions {
                 kind: chorus_conf::DirResolverKind::Full,
                 dir: self.dir.clone(),
-                allow_delete: false,
+                allow_delete,
                 hard_delete: false,
                 limit: 0,
                 ttl: None,
@@ -543,6 +547,55 @@ async fn user_jwt_expiry_disconnects_the_client() -> Result<()> {
     let mut c = raw_jwt(&s, &j, &u).await;
     let said = until_closed(&mut c).await;
     assert!(said.contains("-ERR 'Account Authentication Expired'"), "{said:?}");
+    s.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleted_account_disconnects_its_users() -> Result<()> {
+    let op = Op::new();
+    let s = op.start_with(true).await;
+    let u = KeyPair::new_user();
+    let j = jwt::user(&u, &op.app, json!({}));
+    let mut c = raw_jwt(&s, &j, &u).await;
+    let (sys, _) = op.client(&s, &op.sys).await;
+    let del = |accs: Vec<String>, signer: &KeyPair| {
+        jwt::encode(
+            json!({"sub": signer.public_key(), "nats": {"type": "generic", "accounts": accs}}),
+            signer,
+        )
+    };
+    // The system account cannot be deleted; an account key cannot sign a delete.
+    let r = sys
+        .request("$SYS.REQ.CLAIMS.DELETE", del(vec![op.sys.public_key()], &op.op).into())
+        .await?;
+    let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
+    assert!(
+        v["error"]["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("not allowed to delete system account"),
+        "{v}"
+    );
+    let r = sys
+        .request("$SYS.REQ.CLAIMS.DELETE", del(vec![op.app.public_key()], &op.app).into())
+        .await?;
+    let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
+    assert!(v["error"]["description"].as_str().unwrap().ends_with("not trusted"), "{v}");
+
+    let r = sys
+        .request("$SYS.REQ.CLAIMS.DELETE", del(vec![op.app.public_key()], &op.op).into())
+        .await?;
+    let v: serde_json::Value = serde_json::from_slice(&r.payload)?;
+    assert_eq!(v["data"]["message"], "deleted 1 accounts", "{v}");
+    let said = until_closed(&mut c).await;
+    assert!(said.contains("-ERR 'Account Authentication Expired'"), "{said:?}");
+    let path = op.dir.join(format!("{}.jwt", op.app.public_key()));
+    assert!(!path.exists());
+    assert!(op.dir.join(format!("{}.jwt.deleted", op.app.public_key())).exists());
+    let again =
+        ConnectOptions::with_credentials(&jwt::creds(&j, &u))?.connect(s.client_url()).await;
+    assert!(again.is_err(), "users of a deleted account cannot connect");
     s.shutdown().await;
     Ok(())
 }

@@ -13,7 +13,12 @@
 //!   `Authorization Violation`, and clients beyond a lowered `conn` limit (newest first) the
 //!   account connections error; all are disconnected.
 //!
-//! Not yet: account deletion (`$SYS.REQ.CLAIMS.DELETE`), lookups and packs between servers,
+//! With the full resolver and `allow_delete`, `$SYS.REQ.CLAIMS.DELETE` (generic claims
+//! self-signed by the operator or a signing key, `nats.accounts` listing keys) deletes
+//! accounts: their files are renamed `.jwt.deleted` (removed with `hard_delete`) and their
+//! clients disconnected with `Account Authentication Expired`.
+//!
+//! Not yet: lookups and packs between servers,
 //! activation tokens (exports with `token_req` are not importable), server events
 //! (`$SYS.SERVER.*`, connect/disconnect advisories).
 
@@ -106,6 +111,20 @@ pub(crate) fn handle(srv: &Arc<ServerInner>, subject: &[u8], payload: &[u8]) -> 
     let trust = auth.trust()?;
     let full = trust.tracks_updates();
     let toks: Vec<&str> = subject.split('.').collect();
+    if full && toks == ["$SYS", "REQ", "CLAIMS", "DELETE"] {
+        let token = String::from_utf8_lossy(payload);
+        let system = crate::server::system_account_name(&srv.opts(), &auth);
+        return Some(match trust.delete(&token, system.as_deref()) {
+            Ok(keys) => {
+                for k in &keys {
+                    remove_account(srv, k);
+                }
+                let msg = format!("deleted {} accounts", keys.len());
+                respond(srv, "", Ok(&msg))
+            }
+            Err(e) => respond(srv, "", Err(e)),
+        });
+    }
     let key = match toks.as_slice() {
         ["$SYS", "REQ", "ACCOUNT", key, "CLAIMS", "UPDATE"] => Some(*key),
         ["$SYS", "ACCOUNT", key, "CLAIMS", "UPDATE"] => Some(*key),
@@ -148,6 +167,29 @@ pub(crate) fn handle(srv: &Arc<ServerInner>, subject: &[u8], payload: &[u8]) -> 
         Ok(Updated::Unchanged) => respond(srv, &account, Ok("jwt updated")),
         Err(e) => respond(srv, &account, Err(e.to_string())),
     })
+}
+
+/// A deleted account (nats-server's removeCb): locked out (no connections, subscriptions or
+/// payload), its imports dropped, its clients disconnected as expired.
+fn remove_account(srv: &Arc<ServerInner>, key: &str) {
+    let Some(acc) = srv.account(Some(key)) else { return };
+    acc.set_limits(Limits {
+        max_connections: Some(0),
+        max_subscriptions: Some(0),
+        max_payload: Some(0),
+    });
+    acc.set_routing(super::Routing::default());
+    let clients: Vec<_> = srv
+        .clients
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|c| c.account().is_some_and(|a| Arc::ptr_eq(&a, &acc)))
+        .cloned()
+        .collect();
+    for c in clients {
+        c.err_and_close("Account Authentication Expired", CloseReason::AuthenticationExpired);
+    }
 }
 
 /// Limits, exports and imports of every account JWT the trust chain holds.
