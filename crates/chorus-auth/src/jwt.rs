@@ -328,6 +328,27 @@ impl Kind for GenericNats {
     }
 }
 
+/// An activation token: the exporting account lets `sub` (the importer) import `subject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ActivationNats {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub subject: String,
+    /// `stream` or `service`.
+    #[serde(rename = "kind", default)]
+    pub import_kind: String,
+    #[serde(default)]
+    pub issuer_account: String,
+}
+
+impl Kind for ActivationNats {
+    const KIND: &'static str = "activation";
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+}
+
 pub type OperatorClaims = Claims<OperatorNats>;
 pub type AccountClaims = Claims<AccountNats>;
 pub type UserClaims = Claims<UserNats>;

@@ -437,6 +437,33 @@ pub fn revoked(acc: &AccountClaims, user_key: &str, iat: i64) -> bool {
     [user_key, "*"].iter().any(|k| r.get(*k).is_some_and(|&t| t >= iat))
 }
 
+/// Whether an import's activation token lets `importer` import `subject` (of kind `kind`)
+/// from `exporter` (jwt's Import.Validate and nats-server's checkActivation): issued by the
+/// exporter or one of its signing keys, for this importer and kind, unexpired, and covering
+/// the subject.
+pub fn activation_valid(
+    token: &str,
+    exporter: &AccountClaims,
+    importer: &str,
+    subject: &str,
+    kind: &str,
+    now: i64,
+) -> bool {
+    let Ok(act) = jwt::decode::<jwt::ActivationNats>(token) else { return false };
+    let issuer_ok = act.iss == exporter.sub
+        || (act.nats.issuer_account == exporter.sub
+            && exporter.nats.signing_keys.iter().any(|k| k.key() == act.iss));
+    issuer_ok
+        && act.sub == importer
+        && act.nats.import_kind == kind
+        && !act.expired(now)
+        && !act.not_yet_valid(now)
+        && chorus_proto::subject::subject_is_subset_of(
+            subject.as_bytes(),
+            act.nats.subject.as_bytes(),
+        )
+}
+
 /// Whether `key` signs users for the account (its own key or one of its signing keys).
 pub fn signs_for(acc: &AccountClaims, key: &str) -> bool {
     acc.sub == key || acc.nats.signing_keys.iter().any(|k| k.key() == key)

@@ -68,12 +68,18 @@ pub struct ExportAuth {
     pub approved: Vec<String>,
     /// `account_token_position`: the importer's name must be this (1-based) token.
     pub token_pos: Option<u32>,
+    /// JWT exports with `token_req`: importers need an activation token.
+    pub token_req: bool,
 }
 
 impl ExportAuth {
-    fn allows(&self, importer: &str, subject: &str) -> bool {
+    /// nats-server's checkAuth; `activated`: the import carries a valid activation token.
+    fn allows(&self, importer: &str, subject: &str, activated: bool) -> bool {
         if let Some(p) = self.token_pos.filter(|p| *p > 0) {
             return subject.split('.').nth(p as usize - 1) == Some(importer);
+        }
+        if self.token_req {
+            return activated;
         }
         self.approved.is_empty() || self.approved.iter().any(|a| a == importer)
     }
@@ -460,18 +466,29 @@ impl Account {
 
     /// Whether an export of this account lets `importer` import `subject`
     /// (nats-server's `checkStreamImportAuthorized` / `checkServiceImportAuthorized`).
-    pub fn stream_export_for(&self, importer: &str, subject: &str) -> bool {
+    pub fn stream_export_for(&self, importer: &str, subject: &str, activated: bool) -> bool {
         let r = self.routing();
-        find_export(r.stream_exports.iter().map(|e| (&e.subject, &e.auth)), importer, subject)
-            .is_some()
+        find_export(
+            r.stream_exports.iter().map(|e| (&e.subject, &e.auth)),
+            importer,
+            subject,
+            activated,
+        )
+        .is_some()
     }
 
-    pub fn service_export_for(&self, importer: &str, subject: &str) -> Option<Arc<ServiceExport>> {
+    pub fn service_export_for(
+        &self,
+        importer: &str,
+        subject: &str,
+        activated: bool,
+    ) -> Option<Arc<ServiceExport>> {
         let r = self.routing();
         let i = find_export(
             r.service_exports.iter().map(|e| (&e.subject, &e.auth)),
             importer,
             subject,
+            activated,
         )?;
         Some(r.service_exports[i].clone())
     }
@@ -482,14 +499,15 @@ fn find_export<'a>(
     exports: impl Iterator<Item = (&'a String, &'a ExportAuth)> + Clone,
     importer: &str,
     subject: &str,
+    activated: bool,
 ) -> Option<usize> {
     if let Some((i, (_, auth))) = exports.clone().enumerate().find(|(_, (s, _))| *s == subject) {
-        return auth.allows(importer, subject).then_some(i);
+        return auth.allows(importer, subject, activated).then_some(i);
     }
     let (i, (_, auth)) = exports
         .enumerate()
         .find(|(_, (s, _))| subject_is_subset_of(subject.as_bytes(), s.as_bytes()))?;
-    auth.allows(importer, subject).then_some(i)
+    auth.allows(importer, subject, activated).then_some(i)
 }
 
 /// The subject both `sub` and `to` match, made as specific as `to` (nats-server's token
@@ -539,7 +557,11 @@ pub fn exports_from_options(
     let mut streams = Vec::new();
     let mut services = Vec::new();
     for e in &a.exports {
-        let auth = ExportAuth { approved: e.accounts.clone(), token_pos: e.account_token_position };
+        let auth = ExportAuth {
+            approved: e.accounts.clone(),
+            token_pos: e.account_token_position,
+            token_req: false,
+        };
         match e.kind {
             ExportKind::Stream => streams.push(StreamExport { subject: e.subject.clone(), auth }),
             ExportKind::Service => services.push(Arc::new(ServiceExport {
@@ -560,8 +582,9 @@ pub fn stream_import(
     from: &str,
     to: Option<&str>,
     prefix: Option<&str>,
+    activated: bool,
 ) -> Result<StreamImport, ImportError> {
-    if !exporter.stream_export_for(importer, from) {
+    if !exporter.stream_export_for(importer, from, activated) {
         return Err(ImportError::StreamNotAuthorized(from.to_string()));
     }
     let cycle = |s: &str| {
@@ -614,8 +637,9 @@ pub fn service_import(
     remote: &str,
     local: Option<&str>,
     share: bool,
+    activated: bool,
 ) -> Result<ServiceImport, ImportError> {
-    let Some(export) = exporter.service_export_for(importer, remote) else {
+    let Some(export) = exporter.service_export_for(importer, remote, activated) else {
         return Err(ImportError::ServiceNotAuthorized(remote.to_string()));
     };
     let local = local.filter(|l| !l.is_empty()).unwrap_or(remote);
@@ -792,6 +816,7 @@ mod tests {
         let auth = |accs: &[&str]| ExportAuth {
             approved: accs.iter().map(|s| s.to_string()).collect(),
             token_pos: None,
+            token_req: false,
         };
         set_exports(
             &a,
@@ -817,21 +842,24 @@ mod tests {
     #[test]
     fn export_authorization() {
         let a = exporter(&[("pub.>", &[]), ("priv.>", &["B"])], &[("svc.*", &["B"])]);
-        assert!(a.stream_export_for("C", "pub.x"));
-        assert!(a.stream_export_for("B", "priv.x"));
-        assert!(!a.stream_export_for("C", "priv.x"));
-        assert!(!a.stream_export_for("B", "other"));
-        assert!(a.service_export_for("B", "svc.q").is_some());
-        assert!(a.service_export_for("C", "svc.q").is_none());
-        let e = ExportAuth { approved: vec![], token_pos: Some(2) };
-        assert!(e.allows("B", "x.B.y"));
-        assert!(!e.allows("C", "x.B.y"));
+        assert!(a.stream_export_for("C", "pub.x", false));
+        assert!(a.stream_export_for("B", "priv.x", false));
+        assert!(!a.stream_export_for("C", "priv.x", false));
+        assert!(!a.stream_export_for("B", "other", false));
+        assert!(a.service_export_for("B", "svc.q", false).is_some());
+        assert!(a.service_export_for("C", "svc.q", false).is_none());
+        let e = ExportAuth { approved: vec![], token_pos: Some(2), token_req: false };
+        assert!(e.allows("B", "x.B.y", false));
+        assert!(!e.allows("C", "x.B.y", false));
+        let t = ExportAuth { approved: vec![], token_pos: None, token_req: true };
+        assert!(!t.allows("B", "x", false));
+        assert!(t.allows("B", "x", true));
     }
 
     #[test]
     fn stream_import_with_prefix_maps_both_ways() {
         let a = exporter(&[("foo.>", &[])], &[]);
-        let im = stream_import("B", &a, "foo.>", None, Some("pre")).unwrap();
+        let im = stream_import("B", &a, "foo.>", None, Some("pre"), false).unwrap();
         assert_eq!(im.to, "pre.foo.>");
         assert_eq!(im.deliver_subject(b"foo.x.y").unwrap(), "pre.foo.x.y");
         let b = Account::new("B", true);
@@ -843,11 +871,11 @@ mod tests {
         assert_eq!(b.shadow_targets("pre.*.z")[0].1, "foo.z");
         assert!(b.shadow_targets("other.>").is_empty());
         assert!(matches!(
-            stream_import("B", &a, "foo.>", None, Some("p.*")),
+            stream_import("B", &a, "foo.>", None, Some("p.*"), false),
             Err(ImportError::BadPrefix(_))
         ));
         assert!(matches!(
-            stream_import("B", &a, "bar", None, None),
+            stream_import("B", &a, "bar", None, None, false),
             Err(ImportError::StreamNotAuthorized(_))
         ));
     }
@@ -855,7 +883,7 @@ mod tests {
     #[test]
     fn literal_stream_import_with_to() {
         let a = exporter(&[("news", &[])], &[]);
-        let im = stream_import("B", &a, "news", Some("local.news"), None).unwrap();
+        let im = stream_import("B", &a, "news", Some("local.news"), None, false).unwrap();
         assert_eq!(im.deliver_subject(b"news").unwrap(), "local.news");
         let b = Account::new("B", true);
         b.set_routing(Routing { stream_imports: vec![Arc::new(im)], ..Routing::default() });
@@ -866,7 +894,7 @@ mod tests {
     #[test]
     fn service_import_targets_and_responses() {
         let a = exporter(&[], &[("svc.>", &[])]);
-        let si = service_import("B", &a, "svc.>", Some("api.>"), false).unwrap();
+        let si = service_import("B", &a, "svc.>", Some("api.>"), false, false).unwrap();
         assert_eq!(si.target(b"api.add"), "svc.add");
         let b = Arc::new(Account::new("B", true));
         let r = a.new_response(b.clone(), b"_INBOX.1", &si.export);
@@ -918,8 +946,8 @@ mod tests {
             })],
         );
         // B imports foo and svc from A; then A importing them back from B is a cycle.
-        let bs = stream_import("B", &a, "foo", None, None).unwrap();
-        let bv = service_import("B", &a, "svc", None, false).unwrap();
+        let bs = stream_import("B", &a, "foo", None, None, false).unwrap();
+        let bv = service_import("B", &a, "svc", None, false, false).unwrap();
         let current = b.routing();
         b.set_routing(
             RoutingBuilder {
@@ -932,11 +960,11 @@ mod tests {
             .build(),
         );
         assert_eq!(
-            stream_import("A", &b, "foo", None, None).unwrap_err().to_string(),
+            stream_import("A", &b, "foo", None, None, false).unwrap_err().to_string(),
             r#"Error adding stream import "foo": import forms a cycle"#
         );
         assert_eq!(
-            service_import("A", &b, "svc", None, false).unwrap_err().to_string(),
+            service_import("A", &b, "svc", None, false, false).unwrap_err().to_string(),
             r#"Error adding service import "svc": import forms a cycle"#
         );
     }

@@ -709,6 +709,7 @@ fn configure_accounts(
                         &im.subject,
                         im.to.as_deref(),
                         im.prefix.as_deref(),
+                        false,
                     )
                     .map_err(cfg)?;
                     b.stream_imports.push(Arc::new(si));
@@ -720,6 +721,7 @@ fn configure_accounts(
                         &im.subject,
                         im.to.as_deref(),
                         im.share,
+                        false,
                     )
                     .map_err(cfg)?;
                     b.service_imports.push(Arc::new(si));

@@ -354,19 +354,37 @@ impl Op {
     async fn start_with(&self, allow_delete: bool) -> Server {
         std::fs::create_dir_all(&self.dir).unwrap();
         let sys = jwt::account(&self.sys, "SYS", &self.op, json!({}), json!({}));
+        // An activation token from APP lets APP2 import the token-required service.
+        let activation = jwt::encode(
+            json!({"sub": self.app2.public_key(),
+                   "nats": {"type": "activation", "version": 2, "subject": "priv.svc",
+                            "kind": "service"}}),
+            &self.app,
+        );
         let app2 = jwt::account(
             &self.app2,
             "APP2",
             &self.op,
             json!({}),
-            json!({"imports": [{"type": "stream", "subject": "updates.>",
-                                "account": self.app.public_key(), "local_subject": "app.>"}]}),
+            json!({"imports": [
+                {"type": "stream", "subject": "updates.>", "account": self.app.public_key(),
+                 "local_subject": "app.>"},
+                {"type": "stream", "subject": "secret.>", "account": self.app.public_key()},
+                {"type": "service", "subject": "priv.svc", "account": self.app.public_key(),
+                 "token": activation}
+            ]}),
         );
         for (k, j) in [(&self.sys, sys), (&self.app2, app2)] {
             std::fs::write(self.dir.join(format!("{}.jwt", k.public_key())), j).unwrap();
         }
-        let app = self
-            .app_jwt(json!({}), json!({"exports": [{"type": "stream", "subject": "updates.>"}]}));
+        let app = self.app_jwt(
+            json!({}),
+            json!({"exports": [
+                {"type": "stream", "subject": "updates.>"},
+                {"type": "stream", "subject": "secret.>", "token_req": true},
+                {"type": "service", "subject": "priv.svc", "token_req": true}
+            ]}),
+        );
         let mut o = Options {
             operator: vec![jwt::operator(&self.op, &self.sys)],
             resolver: Some(chorus_conf::ResolverOptions::Dir(chorus_conf::DirResolverOptions {
@@ -429,13 +447,27 @@ async fn jwt_accounts_from_the_directory_with_imports() -> Result<()> {
     let (app, _) = op.client(&s, &op.app).await;
     let (app2, _) = op.client(&s, &op.app2).await;
     let mut sub = app2.subscribe("app.>").await?;
+    let mut secret = app2.subscribe("secret.>").await?;
     app2.flush().await?;
     app.publish("updates.x", "1".into()).await?;
     app.publish("private.x", "2".into()).await?;
+    app.publish("secret.x", "3".into()).await?;
     app.flush().await?;
     let m = next(&mut sub, LONG).await.expect("APP2 imports APP's stream from its JWT");
     assert_eq!(m.subject.as_str(), "app.x");
     assert!(next(&mut sub, SHORT).await.is_none());
+    assert!(next(&mut secret, SHORT).await.is_none(), "token_req export without a token");
+    // The token-required service, imported with an activation token.
+    let mut svc = app.subscribe("priv.svc").await?;
+    app.flush().await?;
+    let responder = tokio::spawn(async move {
+        let m = svc.next().await.unwrap();
+        app.publish(m.reply.unwrap(), "pong".into()).await.unwrap();
+        app.flush().await.unwrap();
+    });
+    let r = tokio::time::timeout(LONG, app2.request("priv.svc", "ping".into())).await??;
+    assert_eq!(&r.payload[..], b"pong");
+    responder.await?;
     // The preloaded account was written to the directory, as nats-server's full resolver does.
     assert!(op.dir.join(format!("{}.jwt", op.app.public_key())).exists());
     s.shutdown().await;

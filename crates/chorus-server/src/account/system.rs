@@ -18,8 +18,10 @@
 //! accounts: their files are renamed `.jwt.deleted` (removed with `hard_delete`) and their
 //! clients disconnected with `Account Authentication Expired`.
 //!
-//! Not yet: lookups and packs between servers,
-//! activation tokens (exports with `token_req` are not importable), server events
+//! Exports with `token_req` are importable with an activation token (checked once when the
+//! account is configured; its expiry does not yet end the import later).
+//!
+//! Not yet: lookups and packs between servers, server events
 //! (`$SYS.SERVER.*`, connect/disconnect advisories).
 
 use std::sync::Arc;
@@ -194,6 +196,7 @@ fn remove_account(srv: &Arc<ServerInner>, key: &str) {
 
 /// Limits, exports and imports of every account JWT the trust chain holds.
 pub(crate) fn configure_jwt_accounts(trust: &Trust, accounts: &FxHashMap<String, Arc<Account>>) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let claims: Vec<(Arc<Account>, Arc<AccountClaims>)> =
         accounts.iter().filter_map(|(k, a)| trust.account(k).map(|c| (a.clone(), c))).collect();
     for (acc, c) in &claims {
@@ -213,18 +216,29 @@ pub(crate) fn configure_jwt_accounts(trust: &Trust, accounts: &FxHashMap<String,
                 tracing::debug!("Import of {:?} from unknown account {:?}", im.subject, im.account);
                 continue;
             };
+            let activated = !im.token.is_empty()
+                && trust.account(&im.account).is_some_and(|ec| {
+                    let subj = if im.kind == "service" && !im.to.is_empty() {
+                        &im.to
+                    } else {
+                        &im.subject
+                    };
+                    chorus_auth::operator::activation_valid(
+                        &im.token, &ec, &c.sub, subj, &im.kind, now,
+                    )
+                });
             let r = match im.kind.as_str() {
                 "stream" => {
                     let local = (!im.local_subject.is_empty()).then_some(im.local_subject.as_str());
                     let prefix = (!im.to.is_empty() && local.is_none()).then_some(im.to.as_str());
-                    super::stream_import(&acc.name, exp, &im.subject, local, prefix)
+                    super::stream_import(&acc.name, exp, &im.subject, local, prefix, activated)
                         .map(|si| b.stream_imports.push(Arc::new(si)))
                 }
                 "service" => {
                     let local = [im.local_subject.as_str(), im.to.as_str()]
                         .into_iter()
                         .find(|s| !s.is_empty());
-                    super::service_import(&acc.name, exp, &im.subject, local, im.share)
+                    super::service_import(&acc.name, exp, &im.subject, local, im.share, activated)
                         .map(|si| b.service_imports.push(Arc::new(si)))
                 }
                 _ => continue,
@@ -247,11 +261,10 @@ fn exports_of(c: &AccountClaims) -> (Vec<StreamExport>, Vec<Arc<ServiceExport>>)
     let mut streams = Vec::new();
     let mut services = Vec::new();
     for e in &c.nats.exports {
-        // Without activation tokens, a token-required export can only be imported through an
-        // account token position.
         let auth = ExportAuth {
-            approved: if e.token_req { vec![String::from("\u{0}")] } else { Vec::new() },
+            approved: Vec::new(),
             token_pos: (e.account_token_position > 0).then_some(e.account_token_position),
+            token_req: e.token_req,
         };
         match e.kind.as_str() {
             "stream" => streams.push(StreamExport { subject: e.subject.clone(), auth }),
