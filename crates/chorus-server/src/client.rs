@@ -1439,25 +1439,7 @@ impl Client {
 
     /// Shadows of a new subscription in the accounts this account imports streams from.
     fn add_shadows(&mut self, sub: &Arc<Subscription>) {
-        let Ok(subj) = std::str::from_utf8(&sub.subject) else { return };
-        let targets = self.acc.shadow_targets(subj);
-        if targets.is_empty() {
-            return;
-        }
-        let mut made = Vec::with_capacity(targets.len());
-        for (import, subject) in targets {
-            let sh = Arc::new(Shadow { root: sub.clone(), import, subject: Bytes::from(subject) });
-            if sh.import.acc.insert_shadow(&sh) {
-                tracing::debug!(
-                    "{} - Creating import subscription on {:?} from account {:?}",
-                    self.prefix(),
-                    String::from_utf8_lossy(&sh.subject),
-                    sh.import.acc.name
-                );
-                made.push(sh);
-            }
-        }
-        self.shared.shadows.lock().unwrap().insert(Arc::as_ptr(sub) as usize, made);
+        add_shadows(&self.acc, sub);
     }
 
     /// Drops map entries of subscriptions that auto-unsubscribed.
@@ -1522,6 +1504,51 @@ fn remove_shadows(sub: &Arc<Subscription>) {
     };
     for sh in shadows.into_iter().flatten() {
         sh.import.acc.remove_shadow(&sh);
+    }
+}
+
+/// Shadows of a subscription of `acc` in the accounts `acc` imports streams from.
+fn add_shadows(acc: &Account, sub: &Arc<Subscription>) {
+    let Ok(subj) = std::str::from_utf8(&sub.subject) else { return };
+    let targets = acc.shadow_targets(subj);
+    if targets.is_empty() {
+        return;
+    }
+    let mut made = Vec::with_capacity(targets.len());
+    for (import, subject) in targets {
+        let sh = Arc::new(Shadow { root: sub.clone(), import, subject: Bytes::from(subject) });
+        if sh.import.acc.insert_shadow(&sh) {
+            tracing::debug!(
+                "cid:{} - Creating import subscription on {:?} from account {:?}",
+                sub.client.cid,
+                String::from_utf8_lossy(&sh.subject),
+                sh.import.acc.name
+            );
+            made.push(sh);
+        }
+    }
+    let replaced = sub.client.shadows.lock().unwrap().insert(Arc::as_ptr(sub) as usize, made);
+    for sh in replaced.into_iter().flatten() {
+        sh.import.acc.remove_shadow(&sh);
+    }
+    // Unsubscribed meanwhile by its owner: do not leave the new shadows behind.
+    if sub.removed.load(Ordering::Acquire) {
+        remove_shadows(sub);
+    }
+}
+
+/// Rebuilds the stream-import shadows of every subscription in `acc` after its imports
+/// changed (reload, account JWT update), as nats-server re-processes subscriptions.
+pub(crate) fn refresh_shadows(acc: &Account) {
+    for s in acc.sublist.all() {
+        let sub = s.0;
+        if sub.client.internal.is_some() {
+            continue;
+        }
+        remove_shadows(&sub);
+        if acc.has_stream_imports() && !sub.removed.load(Ordering::Acquire) {
+            add_shadows(acc, &sub);
+        }
     }
 }
 

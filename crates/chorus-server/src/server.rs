@@ -729,7 +729,11 @@ fn configure_accounts(
             }
         }
         b.mappings = account::mappings_from_options(&a.mappings).map_err(cfg)?;
+        let changed = account::system::imports_differ(&current, &b);
         acc.set_routing(b.build());
+        if changed {
+            client::refresh_shadows(&acc);
+        }
     }
     if !opts.mappings.is_empty() {
         let current = gacc.routing();

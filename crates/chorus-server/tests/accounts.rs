@@ -105,6 +105,24 @@ async fn stream_import_with_prefix_delivers_mapped_subjects() -> Result<()> {
 }
 
 #[tokio::test]
+async fn reload_rebuilds_stream_imports_of_existing_subscriptions() -> Result<()> {
+    let s = start(CONF).await;
+    let (a, b) = (user(&s, "a").await, user(&s, "b").await);
+    let mut old = b.subscribe("fromA.events.>").await?;
+    let mut new = b.subscribe("newA.events.>").await?;
+    b.flush().await?;
+    let changed = CONF.replace(r#"prefix: "fromA""#, r#"prefix: "newA""#);
+    s.reload(options(&changed))?;
+    a.publish("events.x", "1".into()).await?;
+    a.flush().await?;
+    let m = next(&mut new, LONG).await.expect("the existing subscription gets the new import");
+    assert_eq!(m.subject.as_str(), "newA.events.x");
+    assert!(next(&mut old, SHORT).await.is_none(), "the old import is gone");
+    s.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn non_exported_subjects_never_cross() -> Result<()> {
     let s = start(CONF).await;
     let (a, b) = (user(&s, "a").await, user(&s, "b").await);

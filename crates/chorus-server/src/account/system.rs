@@ -248,8 +248,19 @@ pub(crate) fn configure_jwt_accounts(trust: &Trust, accounts: &FxHashMap<String,
                 tracing::debug!("Account {:?}: {e}", acc.name);
             }
         }
+        let changed = imports_differ(&current, &b);
         acc.set_routing(b.build());
+        if changed {
+            crate::client::refresh_shadows(acc);
+        }
     }
+}
+
+/// Whether the stream imports about to be set differ from the current ones.
+pub(crate) fn imports_differ(current: &super::Routing, new: &RoutingBuilder) -> bool {
+    let key = |i: &super::StreamImport| (i.acc.name.clone(), i.from.clone(), i.to.clone());
+    current.stream_imports.len() != new.stream_imports.len()
+        || current.stream_imports.iter().zip(&new.stream_imports).any(|(a, b)| key(a) != key(b))
 }
 
 fn limits_of(c: &AccountClaims) -> Limits {
