@@ -332,6 +332,15 @@ impl Server {
         let keys = info::ServerKeys::generate();
         let id = keys.id;
         let name = if opts.server_name.is_empty() { id.clone() } else { opts.server_name.clone() };
+        // A named system account must exist (nats-server checks this at start, not under -t).
+        if auth.trust().is_none()
+            && let Some(n) = &opts.system_account
+            && !opts.accounts.iter().any(|a| &a.name == n)
+        {
+            return Err(ServerError::Config(
+                "error resolving system account: account missing".into(),
+            ));
+        }
         let gacc = Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache));
         let accounts = build_accounts(&opts, &auth, None);
         configure_accounts(&opts, &auth, &accounts, &gacc)?;
