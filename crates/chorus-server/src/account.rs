@@ -205,10 +205,19 @@ pub struct Response {
     last: Instant,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Responses {
     map: FxHashMap<Bytes, Response>,
-    inserts: u64,
+    /// Expired entries (no response within the threshold) are swept at most once a second,
+    /// so a flood of unanswered requests costs memory until the threshold, never a sweep per
+    /// request.
+    last_sweep: Instant,
+}
+
+impl Default for Responses {
+    fn default() -> Self {
+        Responses { map: FxHashMap::default(), last_sweep: Instant::now() }
+    }
 }
 
 /// Account limits (`limits {}` in config, `limits` in account claims); `None` = unlimited.
@@ -248,7 +257,7 @@ impl Account {
             name: name.to_string(),
             sublist,
             flags: AtomicU8::new(0),
-            shadows: Sublist::without_cache(),
+            shadows: if cache { Sublist::new() } else { Sublist::without_cache() },
             routing: RwLock::new(Arc::default()),
             responses: Mutex::default(),
             resp_prefix: p,
@@ -396,9 +405,9 @@ impl Account {
         let key = Bytes::from(s);
         let now = Instant::now();
         let mut r = self.responses.lock().unwrap();
-        r.inserts += 1;
-        if r.inserts.is_multiple_of(1024) || r.map.len() >= 64 * 1024 {
+        if now.duration_since(r.last_sweep) >= Duration::from_secs(1) {
             r.map.retain(|_, v| now.duration_since(v.last) < v.threshold);
+            r.last_sweep = now;
         }
         r.map.insert(
             key.clone(),
@@ -909,6 +918,15 @@ mod tests {
         assert_eq!(a.num_responses(), 0);
         assert!(a.response_for(&r).is_none());
         assert_eq!(a.flags() & F_RESPONSES, 0);
+        // Past the response threshold a response subject maps nowhere.
+        let quick = ServiceExport {
+            subject: "svc.>".into(),
+            auth: ExportAuth::default(),
+            response: ResponseType::Streamed,
+            threshold: Duration::ZERO,
+        };
+        let r = a.new_response(b, b"_INBOX.2", &quick);
+        assert!(a.response_for(&r).is_none());
     }
 
     #[test]
