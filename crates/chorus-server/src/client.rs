@@ -19,6 +19,9 @@
 //!   [`STALL_MAX`] after its read batch, so a fast producer does not needlessly push a healthy
 //!   consumer over the limit.
 //! - Waking writers once per read batch (deferred flush) turns N small writes into one.
+//! - Accounts with mappings, imports or exports in use go through `route_account` /
+//!   `route_in` (see `account` for the model); the others pay one atomic load of the
+//!   account's flags per publish and keep the plain path.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
