@@ -1,13 +1,13 @@
 //! The system account: what the server answers there, and account JWTs turned into accounts.
 //!
-//! - [`handle`]: `$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE` (and the older
+//! - `handle`: `$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE` (and the older
 //!   `$SYS.ACCOUNT.<key>.CLAIMS.UPDATE`) in operator mode; with the `full` resolver also
 //!   `$SYS.REQ.CLAIMS.UPDATE`. The reply is nats-server's `ServerAPIClaimUpdateResponse`
 //!   (`{"server":{..},"data":{"account","code":200,"message":"jwt updated"}}` or an `error`
 //!   with code 500 and a description). With the MEMORY resolver an update for an account the
 //!   server does not know is "jwt update skipped", as in nats-server.
-//! - [`configure_jwt_accounts`]: limits, exports and imports of account claims.
-//! - [`apply_update`]: a changed account applied to its connected clients: revoked users get
+//! - `configure_jwt_accounts`: limits, exports and imports of account claims.
+//! - `apply_update`: a changed account applied to its connected clients: revoked users get
 //!   `User Authentication Revoked`, users of an expired account `Account Authentication
 //!   Expired`, users whose signing key was removed (or bearer users the account now refuses)
 //!   `Authorization Violation`, and clients beyond a lowered `conn` limit (newest first) the
