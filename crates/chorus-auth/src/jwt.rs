@@ -105,6 +105,21 @@ pub struct AccountNats {
     pub exports: Vec<JwtExport>,
     #[serde(default)]
     pub imports: Vec<JwtImport>,
+    /// Subject mappings: source subject -> weighted destinations.
+    #[serde(default)]
+    pub mappings: std::collections::BTreeMap<String, Vec<JwtMapping>>,
+}
+
+/// One destination of an account claim's mapping (jwt v2 `WeightedMapping`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JwtMapping {
+    #[serde(default)]
+    pub subject: String,
+    /// 0 means 100, as jwt's GetWeight.
+    #[serde(default)]
+    pub weight: u8,
+    #[serde(default)]
+    pub cluster: String,
 }
 
 impl AccountNats {

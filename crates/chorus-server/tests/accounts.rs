@@ -397,7 +397,8 @@ impl Op {
         }
         let app = self.app_jwt(
             json!({}),
-            json!({"exports": [
+            json!({"mappings": {"legacy.*": [{"subject": "updates.$1"}]},
+                   "exports": [
                 {"type": "stream", "subject": "updates.>"},
                 {"type": "stream", "subject": "secret.>", "token_req": true},
                 {"type": "service", "subject": "priv.svc", "token_req": true}
@@ -470,9 +471,12 @@ async fn jwt_accounts_from_the_directory_with_imports() -> Result<()> {
     app.publish("updates.x", "1".into()).await?;
     app.publish("private.x", "2".into()).await?;
     app.publish("secret.x", "3".into()).await?;
+    app.publish("legacy.y", "4".into()).await?;
     app.flush().await?;
     let m = next(&mut sub, LONG).await.expect("APP2 imports APP's stream from its JWT");
     assert_eq!(m.subject.as_str(), "app.x");
+    let m = next(&mut sub, LONG).await.expect("APP's JWT mapping feeds the export");
+    assert_eq!(m.subject.as_str(), "app.y");
     assert!(next(&mut sub, SHORT).await.is_none());
     assert!(next(&mut secret, SHORT).await.is_none(), "token_req export without a token");
     // The token-required service, imported with an activation token.

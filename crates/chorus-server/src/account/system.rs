@@ -248,6 +248,26 @@ pub(crate) fn configure_jwt_accounts(trust: &Trust, accounts: &FxHashMap<String,
                 tracing::debug!("Account {:?}: {e}", acc.name);
             }
         }
+        let mappings: Vec<chorus_conf::MappingOptions> = c
+            .nats
+            .mappings
+            .iter()
+            .map(|(src, dests)| chorus_conf::MappingOptions {
+                subject: src.clone(),
+                destinations: dests
+                    .iter()
+                    .map(|d| chorus_conf::MapDestination {
+                        subject: d.subject.clone(),
+                        weight: if d.weight == 0 { 100 } else { d.weight },
+                        cluster: (!d.cluster.is_empty()).then(|| d.cluster.clone()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        match super::mappings_from_options(&mappings) {
+            Ok(m) => b.mappings = m,
+            Err(e) => tracing::error!("Account {:?}: {e}", acc.name),
+        }
         let changed = imports_differ(&current, &b);
         acc.set_routing(b.build());
         if changed {
