@@ -61,6 +61,8 @@ pub enum OperatorError {
 struct Account {
     claims: Arc<AccountClaims>,
     default_permissions: Option<Arc<Permissions>>,
+    /// The JWT as received, for lookups.
+    jwt: String,
 }
 
 /// The verified operators and the accounts they issued.
@@ -169,8 +171,11 @@ impl Trust {
                 .map_err(|source| OperatorError::Permissions { key: key.clone(), source })?;
             let newer = accounts.get(key).is_none_or(|a: &Account| a.claims.iat <= claims.iat);
             if newer {
-                accounts
-                    .insert(key.clone(), Account { claims: Arc::new(claims), default_permissions });
+                let jwt = token.trim().to_string();
+                accounts.insert(
+                    key.clone(),
+                    Account { claims: Arc::new(claims), default_permissions, jwt },
+                );
             }
         }
         let first = opts.operator.first().map(|e| load_jwt(e)).transpose()?;
@@ -212,6 +217,11 @@ impl Trust {
     /// The verified claims of an account.
     pub fn account(&self, key: &str) -> Option<Arc<AccountClaims>> {
         self.accounts.read().unwrap().get(key).map(|a| a.claims.clone())
+    }
+
+    /// The account's JWT as stored (answers `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP`).
+    pub fn account_jwt(&self, key: &str) -> Option<String> {
+        self.accounts.read().unwrap().get(key).map(|a| a.jwt.clone())
     }
 
     /// The system account named by `system_account` or the operator JWT.
@@ -259,8 +269,11 @@ impl Trust {
             self.save(&claims.sub, token).map_err(|e| UpdateError::Store(e.to_string()))?;
         }
         let claims = Arc::new(claims);
-        accounts
-            .insert(claims.sub.clone(), Account { claims: claims.clone(), default_permissions });
+        let jwt = token.to_string();
+        accounts.insert(
+            claims.sub.clone(),
+            Account { claims: claims.clone(), default_permissions, jwt },
+        );
         Ok(Updated::Changed(claims))
     }
 

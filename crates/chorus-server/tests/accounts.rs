@@ -537,6 +537,13 @@ async fn claims_update_revokes_a_connected_user() -> Result<()> {
     let mut line = String::new();
     bob_conn.read_line(&mut line).await?;
     assert_eq!(line, "PONG\r\n");
+    // Lookups answer with the stored JWT, empty for unknown accounts.
+    let subj = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.LOOKUP", op.app.public_key());
+    let r = sys.request(subj, "".into()).await?;
+    assert_eq!(String::from_utf8_lossy(&r.payload), revoked);
+    let unknown = KeyPair::new_account().public_key();
+    let r = sys.request(format!("$SYS.REQ.ACCOUNT.{unknown}.CLAIMS.LOOKUP"), "".into()).await?;
+    assert!(r.payload.is_empty());
     // Stored for restarts, and alice cannot come back.
     let stored = std::fs::read_to_string(op.dir.join(format!("{}.jwt", op.app.public_key())))?;
     assert_eq!(stored, revoked);

@@ -4,7 +4,9 @@
 //!   `$SYS.ACCOUNT.<key>.CLAIMS.UPDATE`) in operator mode; with the `full` resolver also
 //!   `$SYS.REQ.CLAIMS.UPDATE`. The reply is nats-server's `ServerAPIClaimUpdateResponse`
 //!   (`{"server":{..},"data":{"account","code":200,"message":"jwt updated"}}` or an `error`
-//!   with code 500 and a description). With the MEMORY resolver an update for an account the
+//!   with code 500 and a description); with the full resolver
+//!   `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP` answers with the stored account JWT (empty when
+//!   unknown). With the MEMORY resolver an update for an account the
 //!   server does not know is "jwt update skipped", as in nats-server.
 //! - `configure_jwt_accounts`: limits, exports and imports of account claims.
 //! - `apply_update`: a changed account applied to its connected clients: revoked users get
@@ -126,6 +128,10 @@ pub(crate) fn handle(srv: &Arc<ServerInner>, subject: &[u8], payload: &[u8]) -> 
             }
             Err(e) => respond(srv, "", Err(e)),
         });
+    }
+    if full && let ["$SYS", "REQ", "ACCOUNT", key, "CLAIMS", "LOOKUP"] = toks.as_slice() {
+        // The stored JWT, or an empty reply when there is none (nats-server's dir resolver).
+        return Some(trust.account_jwt(key).unwrap_or_default().into_bytes());
     }
     let key = match toks.as_slice() {
         ["$SYS", "REQ", "ACCOUNT", key, "CLAIMS", "UPDATE"] => Some(*key),
