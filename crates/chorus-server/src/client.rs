@@ -36,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::{self, Account, Shadow};
+use crate::account::{self, Account, Shadow, ShadowRef};
 use crate::auth::{AuthError, Permissions};
 use crate::info::ConnectOpts;
 use crate::server::ServerInner;
@@ -1079,8 +1079,11 @@ impl Client {
         chain: &mut Vec<usize>,
     ) -> bool {
         let flags = acc.flags();
-        let mut delivered =
-            self.route(subject, reply, hdr, payload, if own { None } else { Some(acc) });
+        let mut delivered = if flags & account::F_SHADOWS != 0 && !from_service {
+            self.route_with_shadows(acc, own, subject, reply, hdr, payload)
+        } else {
+            self.route(subject, reply, hdr, payload, if own { None } else { Some(acc) })
+        };
         if flags & account::F_SYSTEM != 0
             && subject.starts_with(b"$SYS.")
             && let Some(resp) = account::system::handle(&self.srv, subject, payload)
@@ -1090,9 +1093,6 @@ impl Client {
                 let r = Bytes::copy_from_slice(r);
                 self.route_in(acc, false, &r, None, None, &resp, true, chain);
             }
-        }
-        if flags & account::F_SHADOWS != 0 && !from_service {
-            delivered |= self.route_shadows(acc, subject, reply, hdr, payload);
         }
         if flags & account::F_SERVICE_IMPORTS != 0 {
             let routing = acc.routing();
@@ -1121,57 +1121,106 @@ impl Client {
         delivered
     }
 
-    /// Stream imports: subscribers of importing accounts whose shadows match, each getting the
-    /// subject mapped to its own account.
-    fn route_shadows(
+    /// [`Client::route`] for an account whose subjects other accounts import: its own
+    /// subscribers and the stream-import shadows of other accounts' subscribers, each of those
+    /// getting the subject mapped to its own account. A queue group is one group across both,
+    /// as nats-server keeps shadows in the exporter's list: one member of the union gets it.
+    fn route_with_shadows(
         &mut self,
         acc: &Arc<Account>,
+        own: bool,
         subject: &Bytes,
         reply: Option<&[u8]>,
         hdr: Option<&[u8]>,
         payload: &[u8],
     ) -> bool {
-        let r = acc.shadows.match_subject(subject);
+        let other = if own { None } else { Some(acc) };
+        let r = if own { self.lookup(subject) } else { acc.sublist.match_subject(subject) };
+        let rs = acc.shadows.match_subject(subject);
         let mut delivered = false;
-        for sh in &r.psubs {
-            let sh = &sh.0;
-            let dsubj = sh.import.deliver_subject(subject);
-            let home = sh.root.client.account();
-            delivered |= self.deliver(
-                &sh.root,
-                dsubj.as_ref().unwrap_or(subject),
-                reply,
-                hdr,
-                payload,
-                home.as_ref(),
-            );
-        }
-        for group in &r.qsubs {
-            if group.is_empty() {
+        for s in &r.psubs {
+            if !self.opts.echo && Arc::ptr_eq(&s.0.client, &self.shared) {
                 continue;
             }
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            let start = (self.rng % group.len() as u64) as usize;
-            for i in 0..group.len() {
-                let sh = &group[(start + i) % group.len()].0;
-                let dsubj = sh.import.deliver_subject(subject);
-                let home = sh.root.client.account();
-                if self.deliver(
-                    &sh.root,
-                    dsubj.as_ref().unwrap_or(subject),
-                    reply,
-                    hdr,
-                    payload,
-                    home.as_ref(),
-                ) {
+            delivered |= self.deliver(&s.0, subject, reply, hdr, payload, other);
+        }
+        for sh in &rs.psubs {
+            delivered |= self.deliver_shadow(&sh.0, subject, reply, hdr, payload);
+        }
+        let mut merged = vec![false; rs.qsubs.len()];
+        for (i, group) in r.qsubs.iter().enumerate() {
+            let name = r.queue_name(i);
+            let shadows: &[ShadowRef] = match rs.queue_groups().position(|(n, _)| n == name) {
+                Some(j) => {
+                    merged[j] = true;
+                    &rs.qsubs[j]
+                }
+                None => &[],
+            };
+            let total = group.len() + shadows.len();
+            if total == 0 {
+                continue;
+            }
+            let start = (self.next_rand() % total as u64) as usize;
+            for k in 0..total {
+                let idx = (start + k) % total;
+                let got = if idx < group.len() {
+                    let s = &group[idx].0;
+                    if !self.opts.echo && Arc::ptr_eq(&s.client, &self.shared) {
+                        continue;
+                    }
+                    self.deliver(s, subject, reply, hdr, payload, other)
+                } else {
+                    self.deliver_shadow(&shadows[idx - group.len()].0, subject, reply, hdr, payload)
+                };
+                if got {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        for (j, group) in rs.qsubs.iter().enumerate() {
+            if merged[j] || group.is_empty() {
+                continue;
+            }
+            let start = (self.next_rand() % group.len() as u64) as usize;
+            for k in 0..group.len() {
+                let sh = &group[(start + k) % group.len()].0;
+                if self.deliver_shadow(sh, subject, reply, hdr, payload) {
                     delivered = true;
                     break;
                 }
             }
         }
         delivered
+    }
+
+    /// Delivers to the subscription behind a stream-import shadow, on its account's subject.
+    fn deliver_shadow(
+        &mut self,
+        sh: &Shadow,
+        subject: &Bytes,
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let dsubj = sh.import.deliver_subject(subject);
+        let home = sh.root.client.account();
+        self.deliver(
+            &sh.root,
+            dsubj.as_ref().unwrap_or(subject),
+            reply,
+            hdr,
+            payload,
+            home.as_ref(),
+        )
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
     }
 
     /// A request through a service import (nats-server's processServiceImport): re-published

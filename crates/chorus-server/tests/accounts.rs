@@ -123,6 +123,39 @@ async fn reload_rebuilds_stream_imports_of_existing_subscriptions() -> Result<()
 }
 
 #[tokio::test]
+async fn a_queue_group_spans_exporter_and_importer() -> Result<()> {
+    // As nats-server keeps import shadows in the exporter's list, A's and B's members of
+    // queue group "workers" form one group: each message reaches exactly one of them.
+    let s = start(CONF).await;
+    let (a, b) = (user(&s, "a").await, user(&s, "b").await);
+    let mut qa = a.queue_subscribe("events.job", "workers".into()).await?;
+    let mut qb = b.queue_subscribe("fromA.events.job", "workers".into()).await?;
+    let mut plain = b.subscribe("fromA.events.job").await?;
+    a.flush().await?;
+    b.flush().await?;
+    const N: usize = 200;
+    for i in 0..N {
+        a.publish("events.job", i.to_string().into()).await?;
+    }
+    a.flush().await?;
+    for _ in 0..N {
+        next(&mut plain, LONG).await.expect("the plain importer subscription gets every job");
+    }
+    let (mut got_a, mut got_b) = (0, 0);
+    while got_a + got_b < N {
+        tokio::select! {
+            Some(_) = qa.next() => got_a += 1,
+            Some(_) = qb.next() => got_b += 1,
+            _ = tokio::time::sleep(LONG) => panic!("only {got_a} + {got_b} of {N} jobs arrived"),
+        }
+    }
+    assert!(next(&mut qa, SHORT).await.is_none() && next(&mut qb, SHORT).await.is_none());
+    assert!(got_a > 0 && got_b > 0, "both accounts' members take work: {got_a} / {got_b}");
+    s.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn non_exported_subjects_never_cross() -> Result<()> {
     let s = start(CONF).await;
     let (a, b) = (user(&s, "a").await, user(&s, "b").await);
