@@ -1249,8 +1249,7 @@ impl Client {
             to = m;
         }
         let nrr = reply.map(|r| exporter.new_response(acc.clone(), r, &si.export));
-        let rtt = self.shared.meta.lock().unwrap().rtt.unwrap_or_default();
-        let hdr = request_info_header(hdr, &acc.name, rtt);
+        let hdr = self.request_info_header(hdr, &acc.name, si.share);
         chain.push(key);
         let d =
             self.route_in(&exporter, false, &to, nrr.as_deref(), Some(&hdr), payload, true, chain);
@@ -1612,34 +1611,80 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// The message's header block with `Nats-Request-Info: {"acc":..,"rtt":..}` added (what
-/// nats-server tells a service about the requester; an existing one is kept, as a chained
-/// import carries the first requester's).
-fn request_info_header(hdr: Option<&[u8]>, acc: &str, rtt: Duration) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Ci<'a> {
-        acc: &'a str,
-        #[serde(skip_serializing_if = "is_zero")]
-        rtt: u128,
+/// nats-server's `ClientInfo` as a service sees it in `Nats-Request-Info` (field order and
+/// omissions as its JSON): the account and RTT always, the rest when the import shares.
+#[derive(serde::Serialize, Default)]
+struct RequestInfo<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    acc: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lang: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ver: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    rtt: u128,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_type: Option<&'static str>,
+}
+
+fn is_zero(n: &u128) -> bool {
+    *n == 0
+}
+
+impl Client {
+    /// The message's header block with `Nats-Request-Info` added (what nats-server tells a
+    /// service about the requester; an existing one is kept, as a chained import carries the
+    /// first requester's).
+    fn request_info_header(&self, hdr: Option<&[u8]>, acc: &str, share: bool) -> Vec<u8> {
+        if let Some(h) = hdr
+            && headers::get(h, "Nats-Request-Info").is_some()
+        {
+            return h.to_vec();
+        }
+        let meta = self.shared.meta.lock().unwrap().clone();
+        let nonempty = |s: String| (!s.is_empty()).then_some(s);
+        let mut ci = RequestInfo {
+            acc,
+            rtt: meta.rtt.unwrap_or_default().as_nanos(),
+            ..RequestInfo::default()
+        };
+        if share {
+            ci.start = Some(crate::monitor::rfc3339(self.shared.start));
+            ci.host = Some(self.shared.addr.ip().to_string());
+            ci.id = Some(self.shared.cid);
+            ci.user = meta.user.and_then(nonempty);
+            ci.name = nonempty(meta.name);
+            ci.lang = nonempty(meta.lang);
+            ci.ver = nonempty(meta.version);
+            ci.server = Some(self.srv.name.clone());
+            ci.kind = Some("Client");
+            ci.client_type =
+                Some(if self.ctx.kind == ConnKind::Websocket { "websocket" } else { "nats" });
+        }
+        let json = serde_json::to_string(&ci).expect("json");
+        let mut out = Vec::with_capacity(hdr.map_or(12, <[u8]>::len) + json.len() + 24);
+        match hdr {
+            Some(h) if h.ends_with(b"\r\n\r\n") => out.extend_from_slice(&h[..h.len() - 2]),
+            _ => out.extend_from_slice(b"NATS/1.0\r\n"),
+        }
+        out.extend_from_slice(b"Nats-Request-Info: ");
+        out.extend_from_slice(json.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out
     }
-    fn is_zero(n: &u128) -> bool {
-        *n == 0
-    }
-    if let Some(h) = hdr
-        && headers::get(h, "Nats-Request-Info").is_some()
-    {
-        return h.to_vec();
-    }
-    let json = serde_json::to_string(&Ci { acc, rtt: rtt.as_nanos() }).expect("json");
-    let mut out = Vec::with_capacity(hdr.map_or(12, <[u8]>::len) + json.len() + 24);
-    match hdr {
-        Some(h) if h.ends_with(b"\r\n\r\n") => out.extend_from_slice(&h[..h.len() - 2]),
-        _ => out.extend_from_slice(b"NATS/1.0\r\n"),
-    }
-    out.extend_from_slice(b"Nats-Request-Info: ");
-    out.extend_from_slice(json.as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
-    out
 }
 
 /// The CONNECT credentials check, with what the transport adds: the websocket block's own
