@@ -3,13 +3,13 @@
 //! whose local subject differs from the exported one.
 //!
 //! A destination token is a literal, `$N` or `{{wildcard(N)}}` (the N-th `*` of the source),
-//! or `{{partition(n, i, ...)}}` (a bucket from a hash of the named wildcard tokens). A
-//! trailing `>` in both source and destination passes the remaining tokens through. Import
-//! transforms are "strict": only wildcard references, every `*` used, so they can be reversed
-//! (a subscription on the importer's side becomes a subscription on the exporter's side).
-//!
-//! Not yet: `split`, `splitFromLeft/Right`, `sliceFromLeft/Right`, `random` (refused with
-//! [`TransformError::Unsupported`]).
+//! or one of nats-server's functions of a wildcard token: `partition(n, i, ...)` (a bucket
+//! from an FNV-1a hash of the named wildcard tokens, or of the whole subject),
+//! `splitFromLeft/Right(i, pos)`, `sliceFromLeft/Right(i, size)`, `left/right(i, len)`,
+//! `split(i, delimiter)`, and `random(n)`. A trailing `>` in both source and destination
+//! passes the remaining tokens through. Import transforms are "strict": only wildcard
+//! references, every `*` used, so they can be reversed (a subscription on the importer's side
+//! becomes a subscription on the exporter's side).
 
 use std::fmt::Write as _;
 
@@ -23,8 +23,10 @@ pub enum TransformError {
     NotUsingAllWildcards(String),
     #[error("invalid mapping destination: mapping function not supported for import in {0}")]
     NotForImport(String),
-    #[error("invalid mapping destination: mapping function not supported by Chorus yet: {0}")]
-    Unsupported(String),
+    #[error("invalid mapping destination: invalid argument in {0}")]
+    InvalidArg(String),
+    #[error("invalid mapping destination: unknown mapping destination function in {0}")]
+    UnknownFunction(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +36,21 @@ enum Tok {
     Wild(usize),
     /// Number of buckets and the source token indexes hashed (all tokens when empty).
     Partition(u32, Vec<usize>),
+    /// A function of one source token and an integer.
+    Func(Func, usize, i64),
+    /// `split(i, delimiter)`.
+    Split(usize, String),
+    Random(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    SplitFromLeft,
+    SplitFromRight,
+    SliceFromLeft,
+    SliceFromRight,
+    Left,
+    Right,
 }
 
 /// A compiled transform from `src` to `dest`.
@@ -67,12 +84,14 @@ fn info(s: &str) -> Option<(Vec<&str>, usize, bool)> {
     Some((toks, pwcs, fwc))
 }
 
-/// What a destination token asks for.
+/// What a destination token asks for (wildcard numbers are 1-based, as written).
 enum Placeholder {
     None,
     Wild(Vec<usize>),
     Partition(u32, Vec<usize>),
-    Other,
+    Func(Func, usize, i64),
+    Split(usize, String),
+    Random(u32),
 }
 
 fn placeholder(token: &str) -> Result<Placeholder, TransformError> {
@@ -88,14 +107,44 @@ fn placeholder(token: &str) -> Result<Placeholder, TransformError> {
     let inner = inner.trim();
     let (name, args) = match inner.find('(') {
         Some(p) if inner.ends_with(')') => (&inner[..p], &inner[p + 1..inner.len() - 1]),
-        _ => return Err(TransformError::Unsupported(token.to_string())),
+        _ => return Err(TransformError::UnknownFunction(token.to_string())),
     };
     let args: Vec<&str> = args.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+    let bad = || TransformError::InvalidArg(token.into());
     let ints = || -> Result<Vec<usize>, TransformError> {
-        args.iter()
-            .map(|a| a.parse::<usize>().map_err(|_| TransformError::IndexOutOfRange(token.into())))
-            .collect()
+        args.iter().map(|a| a.parse::<usize>().map_err(|_| bad())).collect()
     };
+    let index_int = |f: Func| -> Result<Placeholder, TransformError> {
+        if args.len() != 2 {
+            return Err(bad());
+        }
+        let i = args[0].parse::<usize>().map_err(|_| bad())?;
+        let n = args[1].parse::<i32>().map_err(|_| bad())?;
+        Ok(Placeholder::Func(f, i, i64::from(n)))
+    };
+    match name.trim().to_ascii_lowercase().as_str() {
+        "splitfromleft" => return index_int(Func::SplitFromLeft),
+        "splitfromright" => return index_int(Func::SplitFromRight),
+        "slicefromleft" => return index_int(Func::SliceFromLeft),
+        "slicefromright" => return index_int(Func::SliceFromRight),
+        "left" => return index_int(Func::Left),
+        "right" => return index_int(Func::Right),
+        "split" => {
+            if args.len() != 2 || args[1].contains(' ') || args[1].contains('.') {
+                return Err(bad());
+            }
+            let i = args[0].parse::<usize>().map_err(|_| bad())?;
+            return Ok(Placeholder::Split(i, args[1].to_string()));
+        }
+        "random" => {
+            let n = match args.as_slice() {
+                [n] => n.parse::<i32>().ok().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?,
+                _ => return Err(bad()),
+            };
+            return Ok(Placeholder::Random(n));
+        }
+        _ => {}
+    }
     match name.trim().to_ascii_lowercase().as_str() {
         "wildcard" => {
             let v = ints()?;
@@ -107,14 +156,14 @@ fn placeholder(token: &str) -> Result<Placeholder, TransformError> {
         "partition" => {
             let v = ints()?;
             let Some((&n, rest)) = v.split_first() else {
-                return Err(TransformError::IndexOutOfRange(token.into()));
+                return Err(bad());
             };
-            if n == 0 || n > u32::MAX as usize {
-                return Err(TransformError::IndexOutOfRange(token.into()));
+            if n > i32::MAX as usize {
+                return Err(bad());
             }
             Ok(Placeholder::Partition(n as u32, rest.to_vec()))
         }
-        _ => Ok(Placeholder::Other),
+        _ => Err(TransformError::UnknownFunction(token.into())),
     }
 }
 
@@ -153,24 +202,35 @@ impl Transform {
                     })
                     .collect()
             };
-            match placeholder(t)? {
+            let ph = placeholder(t)?;
+            let is_plain = matches!(ph, Placeholder::None | Placeholder::Wild(_));
+            if strict && !is_plain {
+                return Err(TransformError::NotForImport((*t).into()));
+            }
+            // Without wildcards in the source only partition and random make sense.
+            let sourceless = matches!(
+                ph,
+                Placeholder::None | Placeholder::Partition(..) | Placeholder::Random(_)
+            );
+            if npwcs == 0 && !sfwc && !sourceless {
+                return Err(TransformError::IndexOutOfRange((*t).into()));
+            }
+            match ph {
                 Placeholder::None => toks.push(Tok::Lit((*t).to_string())),
                 Placeholder::Wild(ws) => {
                     used += ws.len();
                     toks.push(Tok::Wild(idx(&ws)?[0]));
                 }
-                Placeholder::Partition(n, ws) => {
-                    if strict {
-                        return Err(TransformError::NotForImport((*t).into()));
-                    }
-                    toks.push(Tok::Partition(n, idx(&ws)?));
+                Placeholder::Partition(n, ws) => toks.push(Tok::Partition(n, idx(&ws)?)),
+                Placeholder::Func(f, w, n) => {
+                    used += 1;
+                    toks.push(Tok::Func(f, idx(&[w])?[0], n));
                 }
-                Placeholder::Other => {
-                    if strict {
-                        return Err(TransformError::NotForImport((*t).into()));
-                    }
-                    return Err(TransformError::Unsupported((*t).into()));
+                Placeholder::Split(w, d) => {
+                    used += 1;
+                    toks.push(Tok::Split(idx(&[w])?[0], d));
                 }
+                Placeholder::Random(n) => toks.push(Tok::Random(n)),
             }
         }
         if strict && used < npwcs {
@@ -206,7 +266,23 @@ impl Transform {
                     } else {
                         idx.iter().map(|i| tokens.get(*i).copied().unwrap_or_default()).collect()
                     };
-                    let _ = write!(out, "{}", fnv1a(key.as_bytes()) % n);
+                    let bucket = if *n == 0 { 0 } else { fnv1a(key.as_bytes()) % n };
+                    let _ = write!(out, "{bucket}");
+                }
+                Tok::Random(n) => {
+                    let r = if *n == 0 { 0 } else { rand::random_range(0..*n) };
+                    let _ = write!(out, "{r}");
+                }
+                Tok::Split(i, delim) => {
+                    // Empty pieces are dropped, as nats-server does.
+                    let src = tokens.get(*i).copied().unwrap_or_default();
+                    let pieces: Vec<&str> =
+                        src.split(delim.as_str()).filter(|p| !p.is_empty()).collect();
+                    out.push_str(&pieces.join("."));
+                }
+                Tok::Func(f, i, n) => {
+                    let src = tokens.get(*i).copied().unwrap_or_default();
+                    apply_func(&mut out, *f, src, *n);
                 }
             }
         }
@@ -234,7 +310,9 @@ impl Transform {
                     nsrc.push("*".into());
                     order.push(*i);
                 }
-                Tok::Partition(..) => return None,
+                Tok::Partition(..) | Tok::Func(..) | Tok::Split(..) | Tok::Random(_) => {
+                    return None;
+                }
             }
         }
         let src_toks: Vec<&str> = self.src.split('.').collect();
@@ -248,6 +326,54 @@ impl Transform {
             }
         }
         Transform::strict(&nsrc.join("."), &ndest.join(".")).ok()
+    }
+}
+
+/// nats-server's token functions: a no-op when the size or position does not fit the token.
+fn apply_func(out: &mut String, f: Func, src: &str, n: i64) {
+    let len = src.len() as i64;
+    let fits = n > 0
+        && n < len
+        && src.is_char_boundary(n as usize)
+        && src.is_char_boundary((len - n) as usize);
+    if !fits {
+        out.push_str(src);
+        return;
+    }
+    let n = n as usize;
+    let len = src.len();
+    match f {
+        Func::SplitFromLeft => {
+            out.push_str(&src[..n]);
+            out.push('.');
+            out.push_str(&src[n..]);
+        }
+        Func::SplitFromRight => {
+            out.push_str(&src[..len - n]);
+            out.push('.');
+            out.push_str(&src[len - n..]);
+        }
+        Func::Left => out.push_str(&src[..n]),
+        Func::Right => out.push_str(&src[len - n..]),
+        Func::SliceFromLeft => {
+            let pieces: Vec<&str> = src
+                .as_bytes()
+                .chunks(n)
+                .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                .collect();
+            out.push_str(&pieces.join("."));
+        }
+        Func::SliceFromRight => {
+            let rem = len % n;
+            let mut pieces: Vec<&str> = Vec::new();
+            if rem > 0 {
+                pieces.push(&src[..rem]);
+            }
+            pieces.extend(
+                src.as_bytes()[rem..].chunks(n).map(|c| std::str::from_utf8(c).unwrap_or_default()),
+            );
+            out.push_str(&pieces.join("."));
+        }
     }
 }
 
@@ -319,6 +445,40 @@ mod tests {
         assert!(matches!(
             Transform::strict("a.*", "b.{{partition(3,1)}}"),
             Err(TransformError::NotForImport(_))
+        ));
+    }
+
+    #[test]
+    fn token_functions() {
+        let t = Transform::new("a.*", "{{splitFromLeft(1,2)}}").unwrap();
+        assert_eq!(t.apply("a.abcdef"), "ab.cdef");
+        let t = Transform::new("a.*", "{{SplitFromRight(1,2)}}").unwrap();
+        assert_eq!(t.apply("a.abcdef"), "abcd.ef");
+        let t = Transform::new("a.*", "{{sliceFromLeft(1,2)}}").unwrap();
+        assert_eq!(t.apply("a.abcde"), "ab.cd.e");
+        let t = Transform::new("a.*", "{{sliceFromRight(1,2)}}").unwrap();
+        assert_eq!(t.apply("a.abcde"), "a.bc.de");
+        let t = Transform::new("a.*", "x.{{left(1,3)}}.{{right(1,2)}}").unwrap();
+        assert_eq!(t.apply("a.abcde"), "x.abc.de");
+        let t = Transform::new("a.*", "{{split(1,-)}}").unwrap();
+        assert_eq!(t.apply("a.-x--y-"), "x.y");
+        // Too small to apply: the token is kept.
+        let t = Transform::new("a.*", "{{splitFromLeft(1,9)}}").unwrap();
+        assert_eq!(t.apply("a.abc"), "abc");
+        let t = Transform::new("a", "b.{{random(3)}}").unwrap();
+        let r: u32 = t.apply("a").split('.').nth(1).unwrap().parse().unwrap();
+        assert!(r < 3);
+        assert!(matches!(
+            Transform::new("a", "b.{{left(1,2)}}"),
+            Err(TransformError::IndexOutOfRange(_))
+        ));
+        assert!(matches!(
+            Transform::new("a.*", "{{nope(1)}}"),
+            Err(TransformError::UnknownFunction(_))
+        ));
+        assert!(matches!(
+            Transform::new("a.*", "{{split(1)}}"),
+            Err(TransformError::InvalidArg(_))
         ));
     }
 
