@@ -80,6 +80,9 @@ pub struct OperatorNats {
     pub signing_keys: Vec<String>,
     #[serde(default)]
     pub system_account: String,
+    /// Accounts must be signed by a signing key, not the operator's own key.
+    #[serde(default)]
+    pub strict_signing_key_usage: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -98,6 +101,77 @@ pub struct AccountNats {
     pub limits: serde_json::Value,
     #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
+    pub exports: Vec<JwtExport>,
+    #[serde(default)]
+    pub imports: Vec<JwtImport>,
+    /// Subject mappings: source subject -> weighted destinations.
+    #[serde(default)]
+    pub mappings: std::collections::BTreeMap<String, Vec<JwtMapping>>,
+}
+
+/// One destination of an account claim's mapping (jwt v2 `WeightedMapping`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JwtMapping {
+    #[serde(default)]
+    pub subject: String,
+    /// 0 means 100, as jwt's GetWeight.
+    #[serde(default)]
+    pub weight: u8,
+    #[serde(default)]
+    pub cluster: String,
+}
+
+impl AccountNats {
+    /// An account limit (`conn`, `subs`, `payload`, ...); `None` when absent or negative
+    /// (jwt's -1 = unlimited).
+    pub fn limit(&self, name: &str) -> Option<i64> {
+        self.limits.get(name).and_then(serde_json::Value::as_i64).filter(|n| *n >= 0)
+    }
+}
+
+/// An export of an account claim (jwt v2 `Export`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JwtExport {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub subject: String,
+    /// `stream` or `service`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub token_req: bool,
+    /// `Singleton`, `Stream` or `Chunked`.
+    #[serde(default)]
+    pub response_type: String,
+    /// Nanoseconds.
+    #[serde(default)]
+    pub response_threshold: i64,
+    #[serde(default)]
+    pub account_token_position: u32,
+}
+
+/// An import of an account claim (jwt v2 `Import`): `subject` is the exporter's subject,
+/// `local_subject` (or the older `to`) where it appears in the importing account.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JwtImport {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub account: String,
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub local_subject: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub share: bool,
 }
 
 /// An account signing key: a bare key, or a scoped key whose template replaces the
@@ -251,6 +325,45 @@ pub struct UserNats {
     pub tags: Vec<String>,
 }
 
+/// Generic claims (jwt v2 `GenericClaims`): any `nats` map. Used by account delete requests,
+/// whose `nats.accounts` lists the accounts.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GenericNats {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub accounts: Option<serde_json::Value>,
+}
+
+impl Kind for GenericNats {
+    /// Any type is accepted.
+    const KIND: &'static str = "";
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+}
+
+/// An activation token: the exporting account lets `sub` (the importer) import `subject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ActivationNats {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub subject: String,
+    /// `stream` or `service`.
+    #[serde(rename = "kind", default)]
+    pub import_kind: String,
+    #[serde(default)]
+    pub issuer_account: String,
+}
+
+impl Kind for ActivationNats {
+    const KIND: &'static str = "activation";
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+}
+
 pub type OperatorClaims = Claims<OperatorNats>;
 pub type AccountClaims = Claims<AccountNats>;
 pub type UserClaims = Claims<UserNats>;
@@ -309,7 +422,7 @@ where
         .map_err(|_| JwtError::Issuer(claims.iss.clone()))?;
     let signed = &token[..h.len() + 1 + c.len()];
     issuer.verify(signed.as_bytes(), &sig).map_err(|_| JwtError::Signature)?;
-    if claims.nats.kind() != N::KIND {
+    if !N::KIND.is_empty() && claims.nats.kind() != N::KIND {
         return Err(JwtError::Kind { expected: N::KIND, got: claims.nats.kind().to_string() });
     }
     Ok(claims)

@@ -13,7 +13,7 @@
 //! - [`operator`]: operator mode: the operator -> account -> user trust chain over
 //!   `resolver: MEMORY` + `resolver_preload`, revocations, scoped signing keys.
 //!
-//! Auth callout and the URL/directory account resolvers are not here yet: a configuration
+//! Auth callout, the URL and cache account resolvers are not here yet: a configuration
 //! asking for them is refused by [`Authenticator::from_options`] rather than run without them.
 
 pub mod jwt;
@@ -21,6 +21,6 @@ pub mod operator;
 pub mod perms;
 pub mod users;
 
-pub use operator::{OperatorError, Trust};
+pub use operator::{OperatorError, Trust, UpdateError, Updated};
 pub use perms::{PermError, Permissions, ResponsePerm};
-pub use users::{AuthConfigError, AuthError, Authenticator, Credentials, Identity};
+pub use users::{AuthConfigError, AuthError, Authenticator, Credentials, Identity, JwtUser};

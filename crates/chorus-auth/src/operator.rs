@@ -10,11 +10,17 @@
 //! `{{account-name()}}`, `{{account-subject()}}`, `{{tag(..)}}` and `{{account-tag(..)}}`
 //! filled in as nats-server does.
 //!
+//! With the `full` directory resolver (`resolver { type: full, dir: ... }`) the accounts are
+//! the `<account public key>.jwt` files of the directory (plus `resolver_preload`), and
+//! [`Trust::update`] verifies and stores a pushed account JWT (what nats-server does on
+//! `$SYS.REQ.CLAIMS.UPDATE`); the server applies the result to connected clients.
+//!
 //! Not checked yet: `src` (allowed networks), `times` (connect windows),
-//! `allowed_connection_types`, account limits other than `disallow_bearer`.
+//! `allowed_connection_types`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -37,8 +43,10 @@ pub enum OperatorError {
     NotSelfSigned(String),
     #[error("operator mode requires an account resolver")]
     NoResolver,
-    #[error("resolver {0} is not supported yet (only MEMORY)")]
+    #[error("resolver {0} is not supported yet (MEMORY and full directory only)")]
     Resolver(&'static str),
+    #[error("resolver dir {path:?}: {source}")]
+    Dir { path: String, source: std::io::Error },
     #[error("resolver_preload {key}: {source}")]
     Account { key: String, source: JwtError },
     #[error("resolver_preload {key}: the JWT's subject is {subject}")]
@@ -51,15 +59,49 @@ pub enum OperatorError {
 
 #[derive(Debug)]
 struct Account {
-    claims: AccountClaims,
+    claims: Arc<AccountClaims>,
     default_permissions: Option<Arc<Permissions>>,
+    /// The JWT as received, for lookups.
+    jwt: String,
 }
 
-/// The verified operators and preloaded accounts.
+/// The verified operators and the accounts they issued.
 #[derive(Debug)]
 pub struct Trust {
     trusted: HashSet<String>,
-    accounts: HashMap<String, Account>,
+    /// The first operator's key, and whether it may sign accounts itself.
+    operator: String,
+    strict: bool,
+    system_account: Option<String>,
+    accounts: RwLock<HashMap<String, Account>>,
+    /// The `full` resolver's directory.
+    dir: Option<PathBuf>,
+    /// `allow_delete` (with `hard_delete`: files are removed rather than renamed `.deleted`).
+    delete: Option<bool>,
+}
+
+/// Why a pushed account JWT was not taken; the text is nats-server's reply description.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    #[error("jwt update resulted in error - {0}")]
+    Decode(String),
+    #[error("jwt update resulted in error - subject does not match jwt content")]
+    Subject,
+    #[error("jwt update resulted in error - operator requires issuer to be a signing key")]
+    Strict,
+    #[error("jwt update resulted in error - issuer is not trusted")]
+    Untrusted,
+    #[error("jwt update resulted in error - {0}")]
+    Store(String),
+}
+
+/// What [`Trust::update`] did.
+#[derive(Debug, Clone)]
+pub enum Updated {
+    /// The account's claims changed (new or replaced).
+    Changed(Arc<AccountClaims>),
+    /// Same or older than what is stored: nothing to apply.
+    Unchanged,
 }
 
 impl Trust {
@@ -76,14 +118,42 @@ impl Trust {
             trusted.insert(op.sub);
         }
         trusted.extend(opts.trusted_keys.iter().cloned());
+        let mut dir = None;
+        let mut delete = None;
         match &opts.resolver {
             None => return Err(OperatorError::NoResolver),
             Some(ResolverOptions::Memory) => {}
             Some(ResolverOptions::Url(_)) => return Err(OperatorError::Resolver("URL")),
-            Some(ResolverOptions::Dir(_)) => return Err(OperatorError::Resolver("full/cache")),
+            Some(ResolverOptions::Dir(d)) => {
+                if d.kind == chorus_conf::DirResolverKind::Cache {
+                    return Err(OperatorError::Resolver("cache"));
+                }
+                dir = Some(d.dir.clone());
+                delete = d.allow_delete.then_some(d.hard_delete);
+            }
         }
         let mut accounts = HashMap::new();
-        for (key, token) in &opts.resolver_preload {
+        let mut preload = opts.resolver_preload.clone();
+        if let Some(d) = &dir {
+            let io = |source| OperatorError::Dir { path: d.display().to_string(), source };
+            std::fs::create_dir_all(d).map_err(io)?;
+            // Files first, so a newer preload overrides an older file below.
+            let mut files: Vec<(String, String)> = Vec::new();
+            for e in std::fs::read_dir(d).map_err(io)? {
+                let path = e.map_err(io)?.path();
+                let (Some(stem), Some("jwt")) = (
+                    path.file_stem().and_then(|s| s.to_str()),
+                    path.extension().and_then(|s| s.to_str()),
+                ) else {
+                    continue;
+                };
+                let text = std::fs::read_to_string(&path).map_err(io)?;
+                files.push((stem.to_string(), text.trim().to_string()));
+            }
+            files.append(&mut preload);
+            preload = files;
+        }
+        for (key, token) in &preload {
             let claims = jwt::decode::<jwt::AccountNats>(token)
                 .map_err(|source| OperatorError::Account { key: key.clone(), source })?;
             if &claims.sub != key {
@@ -99,14 +169,178 @@ impl Trust {
                 .map(|p| Permissions::compile(&p).map(Arc::new))
                 .transpose()
                 .map_err(|source| OperatorError::Permissions { key: key.clone(), source })?;
-            accounts.insert(key.clone(), Account { claims, default_permissions });
+            let newer = accounts.get(key).is_none_or(|a: &Account| a.claims.iat <= claims.iat);
+            if newer {
+                let jwt = token.trim().to_string();
+                accounts.insert(
+                    key.clone(),
+                    Account { claims: Arc::new(claims), default_permissions, jwt },
+                );
+            }
         }
-        Ok(Trust { trusted, accounts })
+        let first = opts.operator.first().map(|e| load_jwt(e)).transpose()?;
+        let first = first
+            .map(|t| jwt::decode::<jwt::OperatorNats>(&t).map_err(OperatorError::Operator))
+            .transpose()?;
+        let (operator, strict, op_sys) = match first {
+            Some(op) => (op.sub, op.nats.strict_signing_key_usage, op.nats.system_account),
+            None => (String::new(), false, String::new()),
+        };
+        if strict {
+            trusted.remove(&operator);
+        }
+        let system_account =
+            opts.system_account.clone().or_else(|| (!op_sys.is_empty()).then_some(op_sys));
+        let trust = Trust {
+            trusted,
+            operator,
+            strict,
+            system_account,
+            accounts: RwLock::new(accounts),
+            dir,
+            delete,
+        };
+        // Preloads are stored in the directory, as nats-server's full resolver does.
+        if trust.dir.is_some() {
+            for (key, token) in &opts.resolver_preload {
+                let _ = trust.save(key, token);
+            }
+        }
+        Ok(trust)
     }
 
     /// Public keys of the accounts clients can land in.
-    pub fn account_keys(&self) -> impl Iterator<Item = &str> {
-        self.accounts.keys().map(String::as_str)
+    pub fn account_keys(&self) -> Vec<String> {
+        self.accounts.read().unwrap().keys().cloned().collect()
+    }
+
+    /// The verified claims of an account.
+    pub fn account(&self, key: &str) -> Option<Arc<AccountClaims>> {
+        self.accounts.read().unwrap().get(key).map(|a| a.claims.clone())
+    }
+
+    /// The account's JWT as stored (answers `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP`).
+    pub fn account_jwt(&self, key: &str) -> Option<String> {
+        self.accounts.read().unwrap().get(key).map(|a| a.jwt.clone())
+    }
+
+    /// The system account named by `system_account` or the operator JWT.
+    pub fn system_account(&self) -> Option<&str> {
+        self.system_account.as_deref()
+    }
+
+    /// Whether account updates are stored (the `full` resolver) rather than only applied to
+    /// accounts already known (MEMORY).
+    pub fn tracks_updates(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// Verifies a pushed account JWT (`expect`: the account key named by the subject) and
+    /// makes it the account's claims; with the `full` resolver it is also written to
+    /// `<dir>/<key>.jwt`. Older or identical JWTs are ignored, as nats-server's store does.
+    pub fn update(&self, token: &str, expect: Option<&str>) -> Result<Updated, UpdateError> {
+        let token = token.trim();
+        let claims = jwt::decode::<jwt::AccountNats>(token)
+            .map_err(|e| UpdateError::Decode(e.to_string()))?;
+        if expect.is_some_and(|k| k != claims.sub) {
+            return Err(UpdateError::Subject);
+        }
+        if self.strict && claims.iss == self.operator {
+            return Err(UpdateError::Strict);
+        }
+        if !self.trusted.contains(&claims.iss) {
+            return Err(UpdateError::Untrusted);
+        }
+        let default_permissions = claims
+            .nats
+            .default_permissions
+            .to_options()
+            .map(|p| Permissions::compile(&p).map(Arc::new))
+            .transpose()
+            .map_err(|e| UpdateError::Decode(e.to_string()))?;
+        let mut accounts = self.accounts.write().unwrap();
+        if let Some(old) = accounts.get(&claims.sub)
+            && (old.claims.jti == claims.jti && old.claims.iat == claims.iat
+                || old.claims.iat > claims.iat)
+        {
+            return Ok(Updated::Unchanged);
+        }
+        if self.dir.is_some() {
+            self.save(&claims.sub, token).map_err(|e| UpdateError::Store(e.to_string()))?;
+        }
+        let claims = Arc::new(claims);
+        let jwt = token.to_string();
+        accounts.insert(
+            claims.sub.clone(),
+            Account { claims: claims.clone(), default_permissions, jwt },
+        );
+        Ok(Updated::Changed(claims))
+    }
+
+    /// An account delete request (`$SYS.REQ.CLAIMS.DELETE`, nats-server's
+    /// handleDeleteRequest): generic claims self-signed by the operator or one of its signing
+    /// keys, listing account keys in `nats.accounts`. Returns the deleted keys, or the error
+    /// description of nats-server's reply.
+    pub fn delete(&self, token: &str, system: Option<&str>) -> Result<Vec<String>, String> {
+        let generic = jwt::decode::<jwt::GenericNats>(token.trim());
+        let subj = generic.as_ref().map(|g| g.sub.clone()).unwrap_or_default();
+        let fail = |e: &str| format!("delete accounts request by {subj} failed - {e}");
+        let g = generic.map_err(|e| fail(&e.to_string()))?;
+        let Some(hard) = self.delete else {
+            return Err(fail("delete must be enabled in server config"));
+        };
+        if g.sub != g.iss {
+            return Err(fail("not self signed"));
+        }
+        let trusted =
+            if g.iss == self.operator { !self.strict } else { self.trusted.contains(&g.iss) };
+        if !trusted {
+            return Err(fail("not trusted"));
+        }
+        let Some(serde_json::Value::Array(list)) = &g.nats.accounts else {
+            return Err(fail("malformed request"));
+        };
+        let mut keys = Vec::new();
+        for e in list {
+            let Some(k) = e
+                .as_str()
+                .filter(|k| k.starts_with('A') && nkeys::KeyPair::from_public_key(k).is_ok())
+            else {
+                return Err(fail("malformed request"));
+            };
+            if Some(k) == system {
+                return Err(fail("not allowed to delete system account"));
+            }
+            keys.push(k.to_string());
+        }
+        let dir = self.dir.as_ref().ok_or_else(|| fail("store is read-only"))?;
+        let mut accounts = self.accounts.write().unwrap();
+        for k in &keys {
+            let path = dir.join(format!("{k}.jwt"));
+            let r = if hard {
+                std::fs::remove_file(&path)
+            } else {
+                std::fs::rename(&path, dir.join(format!("{k}.jwt.deleted")))
+            };
+            if let Err(e) = r
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(fail(&e.to_string()));
+            }
+            accounts.remove(k);
+        }
+        Ok(keys)
+    }
+
+    fn save(&self, key: &str, token: &str) -> std::io::Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        if nkeys::KeyPair::from_public_key(key).is_err() {
+            return Err(std::io::Error::other("invalid public key"));
+        }
+        let path = dir.join(format!("{key}.jwt"));
+        let tmp = dir.join(format!(".{key}.jwt.tmp"));
+        std::fs::write(&tmp, token)?;
+        std::fs::rename(tmp, path)
     }
 
     /// Checks a CONNECT carrying a user JWT, as nats-server's
@@ -124,8 +358,9 @@ impl Trust {
         }
         let account_key =
             if user.nats.issuer_account.is_empty() { &user.iss } else { &user.nats.issuer_account };
-        let account = self.accounts.get(account_key).ok_or(AuthError::Violation)?;
-        let acc = &account.claims;
+        let accounts = self.accounts.read().unwrap();
+        let account = accounts.get(account_key).ok_or(AuthError::Violation)?;
+        let acc = &*account.claims;
         if !self.trusted.contains(&acc.iss) {
             return Err(AuthError::Violation);
         }
@@ -160,14 +395,29 @@ impl Trust {
                 nkeys::KeyPair::from_public_key(&user.sub).map_err(|_| AuthError::Violation)?;
             kp.verify(nonce.as_bytes(), &sig).map_err(|_| AuthError::Violation)?;
         }
-        if revoked(acc, &user) {
+        if revoked(acc, &user.sub, user.iat) {
             return Err(AuthError::Violation);
         }
         let permissions = match limits.permissions.to_options() {
             Some(p) => Some(Arc::new(Permissions::compile(&p).map_err(|_| AuthError::Violation)?)),
             None => account.default_permissions.clone(),
         };
-        Ok(Identity { name: Some(user.sub.clone()), account: Some(acc.sub.clone()), permissions })
+        let positive = |n: i64| usize::try_from(n).ok().filter(|n| *n > 0);
+        Ok(Identity {
+            name: Some(user.sub.clone()),
+            account: Some(acc.sub.clone()),
+            permissions,
+            expires: (user.exp > 0).then_some(user.exp),
+            account_expires: (acc.exp > 0).then_some(acc.exp),
+            max_subs: positive(limits.subs),
+            max_payload: positive(limits.payload),
+            jwt_user: Some(crate::users::JwtUser {
+                key: user.sub.clone(),
+                issuer: user.iss.clone(),
+                iat: user.iat,
+                bearer: limits.bearer_token,
+            }),
+        })
     }
 }
 
@@ -192,15 +442,47 @@ fn load_jwt(entry: &str) -> Result<String, OperatorError> {
 }
 
 /// The account's `revocations`: a user JWT issued at or before its key's (or `*`'s) time.
-fn revoked(acc: &AccountClaims, user: &UserClaims) -> bool {
-    if user.iat == 0 || user.sub.is_empty() {
+pub fn revoked(acc: &AccountClaims, user_key: &str, iat: i64) -> bool {
+    if iat == 0 || user_key.is_empty() {
         return true;
     }
     let r = &acc.nats.revocations;
-    [user.sub.as_str(), "*"].iter().any(|k| r.get(*k).is_some_and(|&t| t >= user.iat))
+    [user_key, "*"].iter().any(|k| r.get(*k).is_some_and(|&t| t >= iat))
 }
 
-fn disallows_bearer(acc: &AccountClaims) -> bool {
+/// Whether an import's activation token lets `importer` import `subject` (of kind `kind`)
+/// from `exporter` (jwt's Import.Validate and nats-server's checkActivation): issued by the
+/// exporter or one of its signing keys, for this importer and kind, unexpired, and covering
+/// the subject.
+pub fn activation_valid(
+    token: &str,
+    exporter: &AccountClaims,
+    importer: &str,
+    subject: &str,
+    kind: &str,
+    now: i64,
+) -> bool {
+    let Ok(act) = jwt::decode::<jwt::ActivationNats>(token) else { return false };
+    let issuer_ok = act.iss == exporter.sub
+        || (act.nats.issuer_account == exporter.sub
+            && exporter.nats.signing_keys.iter().any(|k| k.key() == act.iss));
+    issuer_ok
+        && act.sub == importer
+        && act.nats.import_kind == kind
+        && !act.expired(now)
+        && !act.not_yet_valid(now)
+        && chorus_proto::subject::subject_is_subset_of(
+            subject.as_bytes(),
+            act.nats.subject.as_bytes(),
+        )
+}
+
+/// Whether `key` signs users for the account (its own key or one of its signing keys).
+pub fn signs_for(acc: &AccountClaims, key: &str) -> bool {
+    acc.sub == key || acc.nats.signing_keys.iter().any(|k| k.key() == key)
+}
+
+pub fn disallows_bearer(acc: &AccountClaims) -> bool {
     acc.nats.limits.get("disallow_bearer").and_then(serde_json::Value::as_bool).unwrap_or(false)
 }
 

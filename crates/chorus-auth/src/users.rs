@@ -24,13 +24,31 @@ pub struct Credentials<'a> {
 }
 
 /// A successful authentication.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Identity {
     /// The user name or NKey, for logs and /connz.
     pub name: Option<String>,
     /// Account name; `None` = the global account.
     pub account: Option<String>,
     pub permissions: Option<Arc<Permissions>>,
+    /// Unix time (seconds) at which the user JWT expires.
+    pub expires: Option<i64>,
+    /// Unix time (seconds) at which the user's account JWT expires.
+    pub account_expires: Option<i64>,
+    /// Per-connection limits from the user JWT (`subs`, `payload`); `None` = unlimited.
+    pub max_subs: Option<usize>,
+    pub max_payload: Option<usize>,
+    /// JWT users: what account updates re-check later (revocations, signing keys).
+    pub jwt_user: Option<JwtUser>,
+}
+
+/// The parts of a user JWT that later account updates are checked against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtUser {
+    pub key: String,
+    pub issuer: String,
+    pub iat: i64,
+    pub bearer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,7 +219,7 @@ impl Authenticator {
             return trust.authenticate(c);
         }
         if !self.required() {
-            return Ok(Identity { name: None, account: None, permissions: None });
+            return Ok(Identity::default());
         }
         if let Some(nkey) = c.nkey {
             let user = self.nkeys.get(nkey).ok_or(AuthError::Violation)?;
@@ -216,9 +234,8 @@ impl Authenticator {
         if let Some(t) = &self.token {
             return match c.token {
                 Some(given) if t.check(given) => Ok(Identity {
-                    name: None,
-                    account: None,
                     permissions: self.default_permissions.clone(),
+                    ..Identity::default()
                 }),
                 _ => Err(AuthError::Violation),
             };
@@ -247,6 +264,7 @@ fn identity(name: &str, u: &User) -> Identity {
         name: Some(name.to_string()),
         account: u.account.clone(),
         permissions: u.permissions.clone(),
+        ..Identity::default()
     }
 }
 

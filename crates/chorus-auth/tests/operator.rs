@@ -135,7 +135,7 @@ fn user_issued_by_the_account_connects_into_it() {
     assert!(!p.can_publish(b"billing.x"));
     assert!(p.can_subscribe(b"_INBOX.abc", None));
     assert!(!p.can_subscribe(b"orders.new", None));
-    assert_eq!(s.auth().operator().unwrap().account_keys().count(), 1);
+    assert_eq!(s.auth().operator().unwrap().account_keys().len(), 1);
 }
 
 #[test]
@@ -378,4 +378,132 @@ fn operator_jwt_from_a_decorated_file() {
     let jwt = user_jwt(&user, "u", &s.acc, json!({}), json!({}));
     assert!(a.authenticate(&creds(&jwt, &sign_nonce(&user))).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("chorus-auth-{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn full_resolver(dir: &std::path::Path, allow_delete: bool) -> ResolverOptions {
+    ResolverOptions::Dir(chorus_conf::DirResolverOptions {
+        kind: chorus_conf::DirResolverKind::Full,
+        dir: dir.to_path_buf(),
+        allow_delete,
+        hard_delete: false,
+        limit: 0,
+        ttl: None,
+        interval: None,
+        timeout: None,
+    })
+}
+
+#[test]
+fn full_resolver_loads_the_directory_and_takes_newer_updates_only() {
+    use chorus_auth::{UpdateError, Updated};
+    let s = Setup::new();
+    let dir = temp_dir("full");
+    let t = now();
+    let first = account_jwt(&s.acc, &s.op_signing, json!({}));
+    std::fs::write(dir.join(format!("{}.jwt", s.acc.public_key())), &first).unwrap();
+    std::fs::write(dir.join("README.txt"), "not a jwt").unwrap();
+    let o = Options {
+        operator: vec![operator_jwt(&s.op, &[&s.op_signing])],
+        resolver: Some(full_resolver(&dir, false)),
+        ..Options::default()
+    };
+    let a = Authenticator::from_options(&o).unwrap();
+    let trust = a.operator().unwrap();
+    assert!(trust.tracks_updates());
+    assert_eq!(trust.account_keys(), vec![s.acc.public_key()]);
+    let user = KeyPair::new_user();
+    let ujwt = user_jwt(&user, "u", &s.acc, json!({"iat": t - 50}), json!({}));
+    assert!(a.authenticate(&creds(&ujwt, &sign_nonce(&user))).is_ok());
+
+    // Newer claims revoke the user and are written to the directory.
+    let newer = encode(
+        json!({"sub": s.acc.public_key(), "iat": t,
+               "nats": {"type": "account", "version": 2, "revocations": {user.public_key(): t}}}),
+        &s.op_signing,
+    );
+    let key = s.acc.public_key();
+    assert!(matches!(trust.update(&newer, Some(&key)), Ok(Updated::Changed(_))));
+    assert!(a.authenticate(&creds(&ujwt, &sign_nonce(&user))).is_err());
+    let on_disk = std::fs::read_to_string(dir.join(format!("{key}.jwt"))).unwrap();
+    assert_eq!(on_disk, newer);
+    // An older one is ignored, the same one too.
+    let older = encode(
+        json!({"sub": key, "iat": t - 1000, "nats": {"type": "account", "version": 2}}),
+        &s.op_signing,
+    );
+    assert!(matches!(trust.update(&older, Some(&key)), Ok(Updated::Unchanged)));
+    assert!(matches!(trust.update(&newer, None), Ok(Updated::Unchanged)));
+    // Wrong subject, untrusted issuer, garbage.
+    let other = KeyPair::new_account().public_key();
+    assert_eq!(trust.update(&newer, Some(&other)).unwrap_err(), UpdateError::Subject);
+    let rogue = account_jwt(&s.acc, &KeyPair::new_operator(), json!({}));
+    assert_eq!(trust.update(&rogue, Some(&key)).unwrap_err(), UpdateError::Untrusted);
+    assert!(matches!(trust.update("x.y.z", None), Err(UpdateError::Decode(_))));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn account_delete_requests() {
+    let s = Setup::new();
+    let dir = temp_dir("del");
+    let key = s.acc.public_key();
+    let o = Options {
+        operator: vec![operator_jwt(&s.op, &[&s.op_signing])],
+        resolver: Some(full_resolver(&dir, true)),
+        resolver_preload: vec![(key.clone(), s.account(json!({})))],
+        ..Options::default()
+    };
+    let a = Authenticator::from_options(&o).unwrap();
+    let trust = a.operator().unwrap();
+    let req = |signer: &KeyPair, accs: Value| {
+        encode(json!({"sub": signer.public_key(), "nats": {"accounts": accs}}), signer)
+    };
+    let e = trust.delete(&req(&s.acc, json!([key])), None).unwrap_err();
+    assert!(e.ends_with("not trusted"), "{e}");
+    let e = trust.delete(&req(&s.op, json!("x")), None).unwrap_err();
+    assert!(e.ends_with("malformed request"), "{e}");
+    let e = trust.delete(&req(&s.op, json!([key])), Some(&key)).unwrap_err();
+    assert!(e.ends_with("not allowed to delete system account"), "{e}");
+    assert_eq!(trust.delete(&req(&s.op_signing, json!([key])), None).unwrap(), vec![key.clone()]);
+    assert!(trust.account(&key).is_none());
+    assert!(dir.join(format!("{key}.jwt.deleted")).exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn activation_tokens() {
+    use chorus_auth::operator::activation_valid;
+    let s = Setup::new();
+    let exporter: chorus_auth::jwt::AccountClaims =
+        chorus_auth::jwt::decode(&s.account(json!({}))).unwrap();
+    let importer = KeyPair::new_account().public_key();
+    let act = |signer: &KeyPair, sub: &str, subject: &str, kind: &str, extra: Value| {
+        let mut n = json!({"type": "activation", "version": 2, "subject": subject, "kind": kind});
+        n.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        encode(json!({"sub": sub, "nats": n}), signer)
+    };
+    let t = now();
+    let good = act(&s.acc, &importer, "orders.>", "stream", json!({}));
+    assert!(activation_valid(&good, &exporter, &importer, "orders.eu", "stream", t));
+    assert!(!activation_valid(&good, &exporter, &importer, "billing", "stream", t));
+    assert!(!activation_valid(&good, &exporter, &importer, "orders.eu", "service", t));
+    assert!(!activation_valid(&good, &exporter, "AOTHER", "orders.eu", "stream", t));
+    // Through the exporter's signing key, naming the exporter.
+    let signed = act(
+        &s.acc_signing,
+        &importer,
+        "orders.>",
+        "stream",
+        json!({"issuer_account": s.acc.public_key()}),
+    );
+    assert!(activation_valid(&signed, &exporter, &importer, "orders.x", "stream", t));
+    let rogue = act(&KeyPair::new_account(), &importer, "orders.>", "stream", json!({}));
+    assert!(!activation_valid(&rogue, &exporter, &importer, "orders.x", "stream", t));
 }

@@ -2,7 +2,7 @@
 //!
 //! `chorus-auth` decides (tokens, plain and bcrypt passwords, NKey signatures over the INFO
 //! nonce, `no_auth_user`, operator mode with user JWTs, the account and permissions of each
-//! user); this module turns a CONNECT into its credentials. Auth callout and the URL/directory
+//! user); this module turns a CONNECT into its credentials. Auth callout and the URL and cache
 //! account resolvers are refused at start-up rather than silently weakened.
 
 use chorus_conf::Options;
@@ -53,5 +53,10 @@ impl Auth {
     /// The identity of a user by name (client-certificate mapping, websocket `no_auth_user`).
     pub fn user_identity(&self, name: &str) -> Option<Identity> {
         self.inner.identity_of(name)
+    }
+
+    /// The operator trust chain and its accounts, in operator (JWT) mode.
+    pub fn trust(&self) -> Option<&chorus_auth::Trust> {
+        self.inner.operator()
     }
 }

@@ -19,10 +19,13 @@
 //!   [`STALL_MAX`] after its read batch, so a fast producer does not needlessly push a healthy
 //!   consumer over the limit.
 //! - Waking writers once per read batch (deferred flush) turns N small writes into one.
+//! - Accounts with mappings, imports or exports in use go through `route_account` /
+//!   `route_in` (see `account` for the model); the others pay one atomic load of the
+//!   account's flags per publish and keep the plain path.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -33,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::Account;
+use crate::account::{self, Account, Shadow, ShadowRef};
 use crate::auth::{AuthError, Permissions};
 use crate::info::ConnectOpts;
 use crate::server::ServerInner;
@@ -66,6 +69,9 @@ pub enum CloseReason {
     BadClientProtocolVersion,
     NoRespondersRequiresHeaders,
     ServerShutdown,
+    MaxAccountConnectionsExceeded,
+    AuthenticationExpired,
+    Revocation,
 }
 
 impl CloseReason {
@@ -87,6 +93,9 @@ impl CloseReason {
             CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
+            CloseReason::AuthenticationExpired => "Authentication Expired",
+            CloseReason::Revocation => "Credentials Revoked",
         }
     }
 }
@@ -141,6 +150,14 @@ pub struct ClientShared {
     /// `allow_responses`: reply subjects this client may publish to, with the number of
     /// replies left and the deadline (filled when a request is delivered to it).
     replies: Mutex<FxHashMap<Bytes, (usize, Instant)>>,
+    /// The account this client is bound to (weak: accounts hold subscriptions, which hold
+    /// clients).
+    account: Mutex<Weak<Account>>,
+    /// Stream-import shadows of this client's subscriptions, by subscription address, so any
+    /// reader that removes a subscription (auto-unsubscribe) removes its shadows too.
+    shadows: Mutex<FxHashMap<usize, Vec<Arc<Shadow>>>>,
+    /// JWT users: the user key, issuer and issue time, re-checked on account updates.
+    pub(crate) jwt_user: Mutex<Option<chorus_auth::JwtUser>>,
 }
 
 impl ClientShared {
@@ -165,6 +182,9 @@ impl ClientShared {
             internal: Some(sink),
             perms: OnceLock::new(),
             replies: Mutex::new(FxHashMap::default()),
+            account: Mutex::new(Weak::new()),
+            shadows: Mutex::new(FxHashMap::default()),
+            jwt_user: Mutex::new(None),
         }
     }
 
@@ -253,6 +273,20 @@ impl ClientShared {
         self.out.lock().unwrap().closing
     }
 
+    /// The account the client is bound to, while it exists.
+    pub fn account(&self) -> Option<Arc<Account>> {
+        self.account.lock().unwrap().upgrade()
+    }
+
+    /// Sends `-ERR 'text'` and closes after flushing it (used from outside the reader:
+    /// account updates, expiry).
+    pub fn err_and_close(&self, text: &str, reason: CloseReason) {
+        let mut b = BytesMut::with_capacity(text.len() + 10);
+        encode::err(&mut b, text);
+        self.send_now(&b);
+        self.close(reason, true);
+    }
+
     /// Queues a protocol line and wakes the writer at once (used outside a read batch:
     /// lame-duck INFO, shutdown notices).
     pub fn send_now(&self, bytes: &[u8]) {
@@ -318,6 +352,11 @@ struct Client {
     max_subs: usize,
     max_pending: usize,
     ctx: ConnCtx,
+    /// The account whose connection count includes this client.
+    counted: Option<Arc<Account>>,
+    /// When the user's credentials (JWT) expire, and what the client is told then.
+    expires: Option<tokio::time::Instant>,
+    expiry_text: &'static str,
 }
 
 /// The listener a connection came in on.
@@ -377,6 +416,9 @@ where
         internal: None,
         perms: OnceLock::new(),
         replies: Mutex::new(FxHashMap::default()),
+        account: Mutex::new(Arc::downgrade(&srv.gacc)),
+        shadows: Mutex::new(FxHashMap::default()),
+        jwt_user: Mutex::new(None),
     });
     if let Some(slot) = &ctx.shared {
         let _ = slot.set(shared.clone());
@@ -415,6 +457,9 @@ where
         max_pending,
         srv: srv.clone(),
         ctx,
+        counted: None,
+        expires: None,
+        expiry_text: "User Authentication Expired",
     };
 
     let registered = srv.register_client(shared.clone());
@@ -543,6 +588,13 @@ impl Client {
                     self.ping_timer(ping_interval, opts.ping_max);
                     self.flush_dirty();
                     continue;
+                }
+                _ = sleep_until_opt(self.expires) => {
+                    tracing::debug!("{} - {}", self.prefix(), self.expiry_text);
+                    self.send_err(self.expiry_text);
+                    self.flush_dirty();
+                    self.shared.close(CloseReason::AuthenticationExpired, true);
+                    return;
                 }
                 _ = tokio::time::sleep_until(auth_deadline), if awaiting_auth => {
                     tracing::debug!("{} - Authentication Timeout", self.prefix());
@@ -747,16 +799,53 @@ impl Client {
             self.send_err("Failed Account Registration");
             return Err(CloseReason::AuthenticationViolation);
         };
-        if !Arc::ptr_eq(&acc, &self.acc) && !self.subs.is_empty() {
+        if let Some(prev) = self.counted.take() {
+            prev.remove_conn();
+        }
+        if !acc.add_conn() {
+            tracing::error!("{} - maximum account active connections exceeded", self.prefix());
+            self.send_err("maximum account active connections exceeded");
+            return Err(CloseReason::MaxAccountConnectionsExceeded);
+        }
+        self.counted = Some(acc.clone());
+        *self.shared.account.lock().unwrap() = Arc::downgrade(&acc);
+        let limits = acc.limits();
+        if let Some(m) = pick_min(limits.max_subscriptions, id.max_subs) {
+            self.max_subs = if self.max_subs == 0 { m } else { self.max_subs.min(m) };
+        }
+        if let Some(m) = pick_min(limits.max_payload, id.max_payload) {
+            let mc = self.srv.opts().max_control_line;
+            self.decoder.set_limits(mc, self.decoder.max_payload().min(m));
+        }
+        // The earlier of the user's and the account's expiry, with nats-server's wording.
+        let user_first = match (id.expires, id.account_expires) {
+            (Some(u), Some(a)) => u <= a,
+            (u, _) => u.is_some(),
+        };
+        if let Some(exp) = if user_first { id.expires } else { id.account_expires } {
+            let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let left = Duration::from_secs(u64::try_from(exp).unwrap_or(0)).saturating_sub(now);
+            self.expires = Some(tokio::time::Instant::now() + left);
+            self.expiry_text = if user_first {
+                "User Authentication Expired"
+            } else {
+                "Account Authentication Expired"
+            };
+        }
+        *self.shared.jwt_user.lock().unwrap() = id.jwt_user.clone();
+        let old = std::mem::replace(&mut self.acc, acc.clone());
+        if !Arc::ptr_eq(&acc, &old) && !self.subs.is_empty() {
             // Subscriptions made before CONNECT live in the old account: move them.
             let subs: Vec<_> = self.subs.values().cloned().collect();
             for sub in subs {
-                self.remove_from_sublist(&sub);
+                remove_sub(&old, &sub);
                 sub.removed.store(false, Ordering::Relaxed);
                 let _ = acc.sublist.insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()));
+                if acc.has_stream_imports() {
+                    self.add_shadows(&sub);
+                }
             }
         }
-        self.acc = acc;
         self.cache.clear();
         self.pub_allowed.clear();
         if let Some(p) = &id.permissions {
@@ -897,7 +986,12 @@ impl Client {
         if self.opts.verbose {
             self.send_proto(encode::OK);
         }
-        let delivered = self.route(&subject, reply.as_deref(), headers.as_deref(), &payload);
+        let flags = self.acc.flags();
+        let delivered = if flags == 0 {
+            self.route(&subject, reply.as_deref(), headers.as_deref(), &payload, None)
+        } else {
+            self.route_account(flags, &subject, reply.as_deref(), headers.as_deref(), &payload)
+        };
         if !delivered
             && self.opts.no_responders
             && let Some(reply) = reply
@@ -906,21 +1000,26 @@ impl Client {
         }
     }
 
-    /// Delivers a message to every matching subscription of the account; true if anyone got it.
+    /// Delivers a message to every matching subscription of the account (this client's, or
+    /// `other`); true if anyone got it.
     fn route(
         &mut self,
         subject: &Bytes,
         reply: Option<&[u8]>,
         hdr: Option<&[u8]>,
         payload: &[u8],
+        other: Option<&Arc<Account>>,
     ) -> bool {
-        let r = self.lookup(subject);
+        let r = match other {
+            None => self.lookup(subject),
+            Some(a) => a.sublist.match_subject(subject),
+        };
         let mut delivered = false;
         for s in &r.psubs {
             if !self.opts.echo && Arc::ptr_eq(&s.0.client, &self.shared) {
                 continue;
             }
-            delivered |= self.deliver(&s.0, subject, reply, hdr, payload);
+            delivered |= self.deliver(&s.0, subject, reply, hdr, payload, other);
         }
         for group in &r.qsubs {
             if group.is_empty() {
@@ -936,13 +1035,229 @@ impl Client {
                 if !self.opts.echo && Arc::ptr_eq(&s.client, &self.shared) {
                     continue;
                 }
-                if self.deliver(s, subject, reply, hdr, payload) {
+                if self.deliver(s, subject, reply, hdr, payload, other) {
                     delivered = true;
                     break;
                 }
             }
         }
         delivered
+    }
+
+    /// Routing for an account with mappings, imports or exports in use: the mapped subject,
+    /// then [`Client::route_in`] from this client's account.
+    fn route_account(
+        &mut self,
+        flags: u8,
+        subject: &Bytes,
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let mapped =
+            if flags & account::F_MAPPINGS != 0 { self.acc.map_subject(subject) } else { None };
+        let subject = mapped.as_ref().unwrap_or(subject);
+        let acc = self.acc.clone();
+        let mut chain = Vec::new();
+        self.route_in(&acc, true, subject, reply, hdr, payload, false, &mut chain)
+    }
+
+    /// Delivers a message published in `acc`: its subscribers, the stream-import shadows of
+    /// other accounts' subscribers (unless the message came through a service import, as in
+    /// nats-server), its service imports, and its response subjects.
+    /// `chain` holds the service exports already crossed, so import cycles stop.
+    #[allow(clippy::too_many_arguments)]
+    fn route_in(
+        &mut self,
+        acc: &Arc<Account>,
+        own: bool,
+        subject: &Bytes,
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+        from_service: bool,
+        chain: &mut Vec<usize>,
+    ) -> bool {
+        let flags = acc.flags();
+        let mut delivered = if flags & account::F_SHADOWS != 0 && !from_service {
+            self.route_with_shadows(acc, own, subject, reply, hdr, payload)
+        } else {
+            self.route(subject, reply, hdr, payload, if own { None } else { Some(acc) })
+        };
+        if flags & account::F_SYSTEM != 0
+            && subject.starts_with(b"$SYS.")
+            && let Some(resp) = account::system::handle(&self.srv, subject, payload)
+        {
+            delivered = true;
+            if let Some(r) = reply {
+                let r = Bytes::copy_from_slice(r);
+                self.route_in(acc, false, &r, None, None, &resp, true, chain);
+            }
+        }
+        if flags & account::F_SERVICE_IMPORTS != 0 {
+            let routing = acc.routing();
+            for si in &routing.service_imports {
+                if subject::subject_is_subset_of(subject, si.from.as_bytes()) {
+                    delivered |= self.service_import(acc, si, subject, reply, hdr, payload, chain);
+                }
+            }
+        }
+        if flags & account::F_RESPONSES != 0
+            && let Some(resp) = acc.response_for(subject)
+        {
+            if chain.len() >= MAX_IMPORT_HOPS {
+                return delivered;
+            }
+            chain.push(0);
+            let to = resp.to.clone();
+            let d = self.route_in(&resp.dest, false, &to, None, hdr, payload, true, chain);
+            chain.pop();
+            let eof = payload.is_empty() && hdr.is_none();
+            if !d || eof || resp.kind == chorus_conf::ResponseType::Singleton {
+                acc.remove_response(subject);
+            }
+            delivered |= d;
+        }
+        delivered
+    }
+
+    /// [`Client::route`] for an account whose subjects other accounts import: its own
+    /// subscribers and the stream-import shadows of other accounts' subscribers, each of those
+    /// getting the subject mapped to its own account. A queue group is one group across both,
+    /// as nats-server keeps shadows in the exporter's list: one member of the union gets it.
+    fn route_with_shadows(
+        &mut self,
+        acc: &Arc<Account>,
+        own: bool,
+        subject: &Bytes,
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let other = if own { None } else { Some(acc) };
+        let r = if own { self.lookup(subject) } else { acc.sublist.match_subject(subject) };
+        let rs = acc.shadows.match_subject(subject);
+        let mut delivered = false;
+        for s in &r.psubs {
+            if !self.opts.echo && Arc::ptr_eq(&s.0.client, &self.shared) {
+                continue;
+            }
+            delivered |= self.deliver(&s.0, subject, reply, hdr, payload, other);
+        }
+        for sh in &rs.psubs {
+            delivered |= self.deliver_shadow(&sh.0, subject, reply, hdr, payload);
+        }
+        let mut merged = vec![false; rs.qsubs.len()];
+        for (i, group) in r.qsubs.iter().enumerate() {
+            let name = r.queue_name(i);
+            let shadows: &[ShadowRef] = match rs.queue_groups().position(|(n, _)| n == name) {
+                Some(j) => {
+                    merged[j] = true;
+                    &rs.qsubs[j]
+                }
+                None => &[],
+            };
+            let total = group.len() + shadows.len();
+            if total == 0 {
+                continue;
+            }
+            let start = (self.next_rand() % total as u64) as usize;
+            for k in 0..total {
+                let idx = (start + k) % total;
+                let got = if idx < group.len() {
+                    let s = &group[idx].0;
+                    if !self.opts.echo && Arc::ptr_eq(&s.client, &self.shared) {
+                        continue;
+                    }
+                    self.deliver(s, subject, reply, hdr, payload, other)
+                } else {
+                    self.deliver_shadow(&shadows[idx - group.len()].0, subject, reply, hdr, payload)
+                };
+                if got {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        for (j, group) in rs.qsubs.iter().enumerate() {
+            if merged[j] || group.is_empty() {
+                continue;
+            }
+            let start = (self.next_rand() % group.len() as u64) as usize;
+            for k in 0..group.len() {
+                let sh = &group[(start + k) % group.len()].0;
+                if self.deliver_shadow(sh, subject, reply, hdr, payload) {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    /// Delivers to the subscription behind a stream-import shadow, on its account's subject.
+    fn deliver_shadow(
+        &mut self,
+        sh: &Shadow,
+        subject: &Bytes,
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+    ) -> bool {
+        let dsubj = sh.import.deliver_subject(subject);
+        let home = sh.root.client.account();
+        self.deliver(
+            &sh.root,
+            dsubj.as_ref().unwrap_or(subject),
+            reply,
+            hdr,
+            payload,
+            home.as_ref(),
+        )
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// A request through a service import (nats-server's processServiceImport): re-published
+    /// in the exporting account on the exported subject, with a `_R_` reply that maps back to
+    /// the requester, and the requester's account in a `Nats-Request-Info` header.
+    #[allow(clippy::too_many_arguments)]
+    fn service_import(
+        &mut self,
+        acc: &Arc<Account>,
+        si: &Arc<account::ServiceImport>,
+        subject: &Bytes,
+        reply: Option<&[u8]>,
+        hdr: Option<&[u8]>,
+        payload: &[u8],
+        chain: &mut Vec<usize>,
+    ) -> bool {
+        let key = Arc::as_ptr(&si.export) as usize;
+        if chain.contains(&key) || chain.len() >= MAX_IMPORT_HOPS {
+            return false;
+        }
+        let exporter = si.acc.clone();
+        let mut to = si.target(subject);
+        if exporter.flags() & account::F_MAPPINGS != 0
+            && let Some(m) = exporter.map_subject(&to)
+        {
+            to = m;
+        }
+        let nrr = reply.map(|r| exporter.new_response(acc.clone(), r, &si.export));
+        let hdr = self.request_info_header(hdr, &acc.name, si.share);
+        chain.push(key);
+        let d =
+            self.route_in(&exporter, false, &to, nrr.as_deref(), Some(&hdr), payload, true, chain);
+        chain.pop();
+        if !d && let Some(n) = &nrr {
+            exporter.remove_response(n);
+        }
+        d
     }
 
     fn lookup(&mut self, subject: &Bytes) -> Arc<SublistResult<SubRef>> {
@@ -972,6 +1287,7 @@ impl Client {
         reply: Option<&[u8]>,
         hdr: Option<&[u8]>,
         payload: &[u8],
+        other: Option<&Arc<Account>>,
     ) -> bool {
         if let Some(p) = sub.client.perms.get() {
             // A subscription wider than a denied subject: filter here (nats-server's
@@ -998,14 +1314,24 @@ impl Client {
                 return false;
             }
             if n == max {
-                self.remove_from_sublist(sub);
+                match sub.client.account() {
+                    Some(home) => remove_sub(&home, sub),
+                    None => self.remove_from_sublist(sub),
+                }
             }
         } else {
             sub.delivered.fetch_add(1, Ordering::Relaxed);
         }
         let c = &sub.client;
         if let Some(sink) = &c.internal {
-            return sink.deliver(&self.acc, &sub.sid, subject, reply, hdr, payload);
+            return sink.deliver(
+                other.unwrap_or(&self.acc),
+                &sub.sid,
+                subject,
+                reply,
+                hdr,
+                payload,
+            );
         }
         let hdr = hdr.filter(|_| c.headers.load(Ordering::Relaxed));
         let size = payload.len() + hdr.map_or(0, <[u8]>::len);
@@ -1130,6 +1456,9 @@ impl Client {
             self.send_err("Invalid Subject");
             return;
         }
+        if self.acc.has_stream_imports() {
+            self.add_shadows(&sub);
+        }
         self.subs.insert(sid, sub);
         self.shared.num_subs.store(self.subs.len() as u64, Ordering::Relaxed);
         if self.opts.verbose {
@@ -1156,10 +1485,12 @@ impl Client {
     }
 
     fn remove_from_sublist(&self, sub: &Arc<Subscription>) {
-        if !sub.removed.swap(true, Ordering::AcqRel) {
-            let _ =
-                self.acc.sublist.remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()));
-        }
+        remove_sub(&self.acc, sub);
+    }
+
+    /// Shadows of a new subscription in the accounts this account imports streams from.
+    fn add_shadows(&mut self, sub: &Arc<Subscription>) {
+        add_shadows(&self.acc, sub);
     }
 
     /// Drops map entries of subscriptions that auto-unsubscribed.
@@ -1178,10 +1509,181 @@ impl Client {
         self.acc.sublist.remove_batch(
             subs.iter().map(|s| (s.subject.clone(), s.queue.clone(), SubRef(s.clone()))),
         );
+        let shadows = std::mem::take(&mut *self.shared.shadows.lock().unwrap());
+        for sh in shadows.into_values().flatten() {
+            sh.import.acc.remove_shadow(&sh);
+        }
+        if let Some(acc) = self.counted.take() {
+            acc.remove_conn();
+        }
         self.cache.clear();
         self.flush_counters();
         let reason = self.shared.close_reason().unwrap_or(CloseReason::ClientClosed);
         tracing::debug!("{} - Client connection closed: {}", self.prefix(), reason.as_str());
+    }
+}
+
+/// The smaller of two optional limits.
+fn pick_min(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// How many service-import hops one message may take (nats-server detects cycles by export;
+/// this also bounds chains).
+const MAX_IMPORT_HOPS: usize = 16;
+
+/// Removes a subscription from its account's list, and its stream-import shadows from the
+/// exporters' shadow lists. Any reader may call it (auto-unsubscribe by delivery count).
+fn remove_sub(home: &Account, sub: &Arc<Subscription>) {
+    if !sub.removed.swap(true, Ordering::AcqRel) {
+        let _ = home.sublist.remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()));
+    }
+    remove_shadows(sub);
+}
+
+fn remove_shadows(sub: &Arc<Subscription>) {
+    let key = Arc::as_ptr(sub) as usize;
+    let shadows = {
+        let mut m = sub.client.shadows.lock().unwrap();
+        if m.is_empty() {
+            return;
+        }
+        m.remove(&key)
+    };
+    for sh in shadows.into_iter().flatten() {
+        sh.import.acc.remove_shadow(&sh);
+    }
+}
+
+/// Shadows of a subscription of `acc` in the accounts `acc` imports streams from.
+fn add_shadows(acc: &Account, sub: &Arc<Subscription>) {
+    let Ok(subj) = std::str::from_utf8(&sub.subject) else { return };
+    let targets = acc.shadow_targets(subj);
+    if targets.is_empty() {
+        return;
+    }
+    let mut made = Vec::with_capacity(targets.len());
+    for (import, subject) in targets {
+        let sh = Arc::new(Shadow { root: sub.clone(), import, subject: Bytes::from(subject) });
+        if sh.import.acc.insert_shadow(&sh) {
+            tracing::debug!(
+                "cid:{} - Creating import subscription on {:?} from account {:?}",
+                sub.client.cid,
+                String::from_utf8_lossy(&sh.subject),
+                sh.import.acc.name
+            );
+            made.push(sh);
+        }
+    }
+    let replaced = sub.client.shadows.lock().unwrap().insert(Arc::as_ptr(sub) as usize, made);
+    for sh in replaced.into_iter().flatten() {
+        sh.import.acc.remove_shadow(&sh);
+    }
+    // Unsubscribed meanwhile by its owner: do not leave the new shadows behind.
+    if sub.removed.load(Ordering::Acquire) {
+        remove_shadows(sub);
+    }
+}
+
+/// Rebuilds the stream-import shadows of every subscription in `acc` after its imports
+/// changed (reload, account JWT update), as nats-server re-processes subscriptions.
+pub(crate) fn refresh_shadows(acc: &Account) {
+    for s in acc.sublist.all() {
+        let sub = s.0;
+        if sub.client.internal.is_some() {
+            continue;
+        }
+        remove_shadows(&sub);
+        if acc.has_stream_imports() && !sub.removed.load(Ordering::Acquire) {
+            add_shadows(acc, &sub);
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// nats-server's `ClientInfo` as a service sees it in `Nats-Request-Info` (field order and
+/// omissions as its JSON): the account and RTT always, the rest when the import shares.
+#[derive(serde::Serialize, Default)]
+struct RequestInfo<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    acc: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lang: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ver: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    rtt: u128,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_type: Option<&'static str>,
+}
+
+fn is_zero(n: &u128) -> bool {
+    *n == 0
+}
+
+impl Client {
+    /// The message's header block with `Nats-Request-Info` added (what nats-server tells a
+    /// service about the requester; an existing one is kept, as a chained import carries the
+    /// first requester's).
+    fn request_info_header(&self, hdr: Option<&[u8]>, acc: &str, share: bool) -> Vec<u8> {
+        if let Some(h) = hdr
+            && headers::get(h, "Nats-Request-Info").is_some()
+        {
+            return h.to_vec();
+        }
+        let meta = self.shared.meta.lock().unwrap().clone();
+        let nonempty = |s: String| (!s.is_empty()).then_some(s);
+        let mut ci = RequestInfo {
+            acc,
+            rtt: meta.rtt.unwrap_or_default().as_nanos(),
+            ..RequestInfo::default()
+        };
+        if share {
+            ci.start = Some(crate::monitor::rfc3339(self.shared.start));
+            ci.host = Some(self.shared.addr.ip().to_string());
+            ci.id = Some(self.shared.cid);
+            ci.user = meta.user.and_then(nonempty);
+            ci.name = nonempty(meta.name);
+            ci.lang = nonempty(meta.lang);
+            ci.ver = nonempty(meta.version);
+            ci.server = Some(self.srv.name.clone());
+            ci.kind = Some("Client");
+            ci.client_type =
+                Some(if self.ctx.kind == ConnKind::Websocket { "websocket" } else { "nats" });
+        }
+        let json = serde_json::to_string(&ci).expect("json");
+        let mut out = Vec::with_capacity(hdr.map_or(12, <[u8]>::len) + json.len() + 24);
+        match hdr {
+            Some(h) if h.ends_with(b"\r\n\r\n") => out.extend_from_slice(&h[..h.len() - 2]),
+            _ => out.extend_from_slice(b"NATS/1.0\r\n"),
+        }
+        out.extend_from_slice(b"Nats-Request-Info: ");
+        out.extend_from_slice(json.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out
     }
 }
 
@@ -1199,7 +1701,7 @@ fn authenticate(
     // A user named by the transport gets that user's account and permissions.
     let named = |name: Option<String>| match name.as_deref().and_then(|n| auth.user_identity(n)) {
         Some(id) => id,
-        None => crate::auth::Identity { name, account: None, permissions: None },
+        None => crate::auth::Identity { name, ..Default::default() },
     };
     if ctx.kind == ConnKind::Websocket
         && let Some(r) = crate::websocket::authenticate(&o, c)

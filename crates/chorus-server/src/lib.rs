@@ -3,7 +3,8 @@
 //! Layout (module names follow nats-server's files so the two can be read side by side):
 //! - [`server`]: [`Server`] start/reload/lame duck/shutdown, the client registry, stats.
 //! - [`client`]: one connection's reader and writer tasks, routing and delivery.
-//! - [`account`]: accounts and their subscription lists.
+//! - [`account`]: accounts: subscription lists, exports/imports, mappings, limits, the system
+//!   account's claims updates.
 //! - [`auth`]: CONNECT credential checks.
 //! - [`info`]: the `INFO` a client receives and the `CONNECT` options it sends.
 //! - [`jetstream`]: the JetStream runtime: streams on `chorus-store`, `$JS.API`, PubAcks.
@@ -37,4 +38,4 @@ pub mod server;
 pub mod tls;
 pub mod websocket;
 
-pub use server::{Server, ServerError};
+pub use server::{Server, ServerError, check_accounts};

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::{Account, GLOBAL_ACCOUNT};
+use crate::account::{self, Account, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT};
 use crate::auth::{Auth, AuthConfigError};
 use crate::client::{self, ClientShared, CloseReason, ConnCtx, ConnKind};
 use crate::info::{self, Info};
@@ -104,6 +104,8 @@ pub struct ServerInner {
     /// The WebSocket listener's address, and whether it is wss.
     pub websocket_addr: Mutex<Option<(SocketAddr, bool)>>,
     pub config_load_time: Mutex<SystemTime>,
+    /// Sequence of the server's own `$SYS` messages (the `seq` of their `server` block).
+    pub(crate) sys_seq: AtomicU64,
 }
 
 impl ServerInner {
@@ -277,6 +279,26 @@ impl ServerInner {
         }
     }
 
+    /// The account named `name`, created if it does not exist yet (an account JWT pushed to
+    /// the full resolver).
+    pub(crate) fn account_or_create(&self, name: &str) -> Arc<Account> {
+        if let Some(a) = self.account(Some(name)) {
+            return a;
+        }
+        let cache = !self.opts().disable_sublist_cache;
+        self.accounts
+            .write()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Account::new(name, cache)))
+            .clone()
+    }
+
+    /// Every account but `$G`, by name.
+    pub(crate) fn accounts(&self) -> FxHashMap<String, Arc<Account>> {
+        self.accounts.read().unwrap().clone()
+    }
+
     /// The async INFO sent after the first PONG, naming the bound account.
     pub(crate) fn connect_info_json(
         &self,
@@ -310,14 +332,26 @@ impl Server {
         let keys = info::ServerKeys::generate();
         let id = keys.id;
         let name = if opts.server_name.is_empty() { id.clone() } else { opts.server_name.clone() };
+        // A named system account must exist (nats-server checks this at start, not under -t).
+        if auth.trust().is_none()
+            && let Some(n) = &opts.system_account
+            && !opts.accounts.iter().any(|a| &a.name == n)
+        {
+            return Err(ServerError::Config(
+                "error resolving system account: account missing".into(),
+            ));
+        }
+        let gacc = Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache));
+        let accounts = build_accounts(&opts, &auth, None);
+        configure_accounts(&opts, &auth, &accounts, &gacc)?;
         let inner = Arc::new(ServerInner {
             auth: RwLock::new(Arc::new(auth)),
             id,
             xkey: keys.xkey,
             signer: keys.signer,
-            accounts: RwLock::new(build_accounts(&opts, None)),
+            accounts: RwLock::new(accounts),
             name,
-            gacc: Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache)),
+            gacc,
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(Default::default()),
             next_cid: AtomicU64::new(0),
@@ -330,6 +364,7 @@ impl Server {
             monitor_addr: Mutex::new(None),
             websocket_addr: Mutex::new(None),
             config_load_time: Mutex::new(SystemTime::now()),
+            sys_seq: AtomicU64::new(0),
             opts: RwLock::new(Arc::new(opts.clone())),
         });
 
@@ -452,8 +487,9 @@ impl Server {
         let old = self.inner.opts();
         let changed = old.reload_diff(&new).map_err(|e| ServerError::Config(e.to_string()))?;
         let auth = Auth::from_options(&new)?;
+        let accounts = build_accounts(&new, &auth, Some(&self.inner.accounts.read().unwrap()));
+        configure_accounts(&new, &auth, &accounts, &self.inner.gacc)?;
         *self.inner.auth.write().unwrap() = Arc::new(auth);
-        let accounts = build_accounts(&new, Some(&self.inner.accounts.read().unwrap()));
         *self.inner.accounts.write().unwrap() = accounts;
         *self.inner.opts.write().unwrap() = Arc::new(new);
         *self.inner.config_load_time.lock().unwrap() = SystemTime::now();
@@ -583,15 +619,18 @@ fn spawn_client(
 /// so their subscriptions); new ones are created.
 fn build_accounts(
     opts: &Options,
+    auth: &Auth,
     old: Option<&FxHashMap<String, Arc<Account>>>,
 ) -> FxHashMap<String, Arc<Account>> {
-    // In operator mode the accounts are the preloaded account JWTs, named by public key
+    // In operator mode the accounts are the resolver's account JWTs, named by public key
     // (their signatures are checked by chorus-auth before the server starts).
-    let preloaded = opts.resolver_preload.iter().filter(|_| !opts.operator.is_empty());
+    let jwt_accounts = auth.trust().map(|t| t.account_keys()).unwrap_or_default();
+    let system = system_account_name(opts, auth);
     opts.accounts
         .iter()
         .map(|a| &a.name)
-        .chain(preloaded.map(|(key, _)| key))
+        .chain(jwt_accounts.iter())
+        .chain(system.as_ref())
         .filter(|name| name.as_str() != GLOBAL_ACCOUNT)
         .map(|name| {
             let acc = old
@@ -600,4 +639,122 @@ fn build_accounts(
             (name.clone(), acc)
         })
         .collect()
+}
+
+/// The system account's name: `system_account` (or in operator mode the operator JWT's
+/// `system_account`), else `$SYS`, created by default as nats-server does unless
+/// `no_system_account`.
+pub(crate) fn system_account_name(opts: &Options, auth: &Auth) -> Option<String> {
+    let named = opts
+        .system_account
+        .clone()
+        .or_else(|| auth.trust().and_then(|t| t.system_account()).map(String::from));
+    match named {
+        Some(n) => Some(n),
+        None if opts.no_system_account => None,
+        None => Some(SYSTEM_ACCOUNT.to_string()),
+    }
+}
+
+/// Checks what only wiring the accounts reveals (imports that are not authorized or form a
+/// cycle, bad mappings), without starting anything: `-t` runs this after parsing.
+pub fn check_accounts(opts: &Options) -> Result<(), ServerError> {
+    let auth = Auth::from_options(opts)?;
+    let gacc = Arc::new(Account::new(GLOBAL_ACCOUNT, false));
+    let accounts = build_accounts(opts, &auth, None);
+    configure_accounts(opts, &auth, &accounts, &gacc)
+}
+
+/// Applies `accounts {}` exports, imports, mappings and limits (and the top-level `mappings`
+/// of `$G`), with nats-server's errors for imports that are not authorized.
+fn configure_accounts(
+    opts: &Options,
+    auth: &Auth,
+    accounts: &FxHashMap<String, Arc<Account>>,
+    gacc: &Arc<Account>,
+) -> Result<(), ServerError> {
+    let get = |n: &str| {
+        if n == GLOBAL_ACCOUNT { Some(gacc.clone()) } else { accounts.get(n).cloned() }
+    };
+    if let Some(sys) = system_account_name(opts, auth).and_then(|n| get(&n)) {
+        sys.set_system(true);
+    }
+    if let Some(trust) = auth.trust() {
+        account::system::configure_jwt_accounts(trust, accounts);
+    }
+    let cfg = |e: account::ImportError| ServerError::Config(e.to_string());
+    // Exports first: imports check them.
+    for a in &opts.accounts {
+        let Some(acc) = get(&a.name) else { continue };
+        let (streams, services) = account::exports_from_options(a);
+        account::set_exports(&acc, streams, services);
+        let lim = |v: Option<i64>| v.and_then(|n| usize::try_from(n).ok());
+        acc.set_limits(account::Limits {
+            max_connections: lim(a.limits.max_connections),
+            max_subscriptions: lim(a.limits.max_subscriptions),
+            max_payload: lim(a.limits.max_payload),
+        });
+    }
+    for a in &opts.accounts {
+        let Some(acc) = get(&a.name) else { continue };
+        let current = acc.routing();
+        let mut b = account::RoutingBuilder {
+            stream_exports: current.stream_exports.clone(),
+            service_exports: current.service_exports.clone(),
+            ..Default::default()
+        };
+        for im in &a.imports {
+            let Some(exp) = get(&im.account) else {
+                return Err(ServerError::Config(format!(
+                    "{:?} account not defined for import",
+                    im.account
+                )));
+            };
+            match im.kind {
+                chorus_conf::ExportKind::Stream => {
+                    let si = account::stream_import(
+                        &a.name,
+                        &exp,
+                        &im.subject,
+                        im.to.as_deref(),
+                        im.prefix.as_deref(),
+                        false,
+                    )
+                    .map_err(cfg)?;
+                    b.stream_imports.push(Arc::new(si));
+                }
+                chorus_conf::ExportKind::Service => {
+                    let si = account::service_import(
+                        &a.name,
+                        &exp,
+                        &im.subject,
+                        im.to.as_deref(),
+                        im.share,
+                        false,
+                    )
+                    .map_err(cfg)?;
+                    b.service_imports.push(Arc::new(si));
+                }
+            }
+        }
+        b.mappings = account::mappings_from_options(&a.mappings).map_err(cfg)?;
+        let changed = account::system::imports_differ(&current, &b);
+        acc.set_routing(b.build());
+        if changed {
+            client::refresh_shadows(&acc);
+        }
+    }
+    if !opts.mappings.is_empty() {
+        let current = gacc.routing();
+        gacc.set_routing(
+            account::RoutingBuilder {
+                stream_exports: current.stream_exports.clone(),
+                service_exports: current.service_exports.clone(),
+                mappings: account::mappings_from_options(&opts.mappings).map_err(cfg)?,
+                ..Default::default()
+            }
+            .build(),
+        );
+    }
+    Ok(())
 }

@@ -58,6 +58,10 @@ fn main() -> ExitCode {
             }
         },
         Command::TestConfig(cli) => match load_options(&cli) {
+            Ok(o) if let Err(e) = chorus_server::check_accounts(&o) => {
+                eprintln!("chorus: {e}");
+                ExitCode::from(1)
+            }
             Ok(_) => {
                 let f = cli.config_file.as_ref().map(|p| p.display().to_string());
                 println!("chorus: configuration file {} is valid", f.unwrap_or_default());
