@@ -348,7 +348,7 @@ impl Monitor {
             subscriptions: inner.gacc.sublist.count(),
             http_req_stats: self.req_stats.lock().unwrap().clone(),
             config_load_time: rfc3339(*inner.config_load_time.lock().unwrap()),
-            system_account: opts.system_account.clone().filter(|s| !s.is_empty()),
+            system_account: crate::server::system_account_name(&opts, &inner.auth()),
             slow_consumer_stats: SlowConsumersStats {
                 clients: slow,
                 routes: 0,

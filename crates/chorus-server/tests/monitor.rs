@@ -89,12 +89,7 @@ const OMITTED_VARZ_KEYS: &[(&str, &str)] = &[
     ("stalled_clients", "Chorus pauses fast publishers differently and does not count it"),
     ("config_digest", "no digest of the configuration is computed"),
     ("feature_flags", "nats-server's JetStream feature flags; none exist in Chorus"),
-    (
-        "system_account",
-        "nats-server creates $SYS by default; Chorus has no system account \
-        unless one is configured (then the key is present)",
-    ),
-    ("disk_io_wait_stats", "nats-server's JetStream disk semaphore; Chorus has no JetStream yet"),
+    ("disk_io_wait_stats", "nats-server's JetStream disk I/O semaphore; Chorus has none"),
 ];
 
 /// Keys Chorus adds to /varz.
