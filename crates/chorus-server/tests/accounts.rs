@@ -693,3 +693,58 @@ async fn deleted_account_disconnects_its_users() -> Result<()> {
     s.shutdown().await;
     Ok(())
 }
+
+/// Operator mode: an account JWT with JetStream storage limits has JetStream with those
+/// limits; one without has none (10039), as nats-server decides from the claims.
+#[tokio::test]
+async fn jetstream_for_jwt_accounts_with_storage_limits() -> Result<()> {
+    let (op, sys) = (KeyPair::new_operator(), KeyPair::new_account());
+    let (js_acc, plain) = (KeyPair::new_account(), KeyPair::new_account());
+    let store = tempfile::tempdir()?;
+    let limits = json!({"limits": {"conn": -1, "mem_storage": -1, "disk_storage": 1_000_000,
+                                   "streams": 1, "consumer": -1, "max_ack_pending": -1,
+                                   "mem_max_stream_bytes": 0, "disk_max_stream_bytes": 0}});
+    let mut o = Options {
+        operator: vec![jwt::operator(&op, &sys)],
+        resolver: Some(chorus_conf::ResolverOptions::Memory),
+        resolver_preload: vec![
+            (sys.public_key(), jwt::account(&sys, "SYS", &op, json!({}), json!({}))),
+            (js_acc.public_key(), jwt::account(&js_acc, "JS", &op, json!({}), limits)),
+            (plain.public_key(), jwt::account(&plain, "PLAIN", &op, json!({}), json!({}))),
+        ],
+        ..Options::default()
+    };
+    o.host = "127.0.0.1".into();
+    o.port = 0;
+    o.jetstream.enabled = true;
+    o.jetstream.store_dir = Some(store.path().to_path_buf());
+    let s = Server::start(o).await?;
+    let connect = |acc: &KeyPair| {
+        let u = KeyPair::new_user();
+        let creds = jwt::creds(&jwt::user(&u, acc, json!({})), &u);
+        let url = s.client_url();
+        async move { ConnectOptions::with_credentials(&creds).unwrap().connect(url).await }
+    };
+    let (a, p) = (connect(&js_acc).await?, connect(&plain).await?);
+    let req = |c: &async_nats::Client, subj: &'static str, body: &'static str| {
+        let c = c.clone();
+        async move {
+            let m = tokio::time::timeout(LONG, c.request(subj, body.into())).await??;
+            anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&m.payload)?)
+        }
+    };
+    let v = req(&a, "$JS.API.INFO", "").await?;
+    assert_eq!(v["limits"]["max_storage"], 1_000_000, "{v}");
+    assert_eq!(
+        (v["limits"]["max_streams"].as_i64(), v["limits"]["memory_max_stream_bytes"].as_i64()),
+        (Some(1), Some(-1))
+    );
+    let v = req(&a, "$JS.API.STREAM.CREATE.S", r#"{"name":"S","subjects":["s"]}"#).await?;
+    assert!(v.get("error").is_none(), "{v}");
+    let v = req(&a, "$JS.API.STREAM.CREATE.T", r#"{"name":"T","subjects":["t"]}"#).await?;
+    assert_eq!(v["error"]["err_code"], 10027, "{v}");
+    let v = req(&p, "$JS.API.INFO", "").await?;
+    assert_eq!(v["error"]["err_code"], 10039, "{v}");
+    s.shutdown().await;
+    Ok(())
+}

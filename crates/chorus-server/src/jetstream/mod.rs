@@ -85,7 +85,8 @@
 //! limits; with accounts, each one whose `jetstream` is enabled has it, with its limits
 //! (streams, consumers, memory and storage, checked at create and at publish), and every
 //! other account (the global one included) gets 10039 "JetStream not enabled for account"
-//! from the whole API. Accounts from JWTs (operator mode) do not get JetStream yet.
+//! from the whole API. In operator mode, an account JWT whose limits give it storage has
+//! JetStream with those limits (decided at start; claims updates do not change it yet).
 
 mod api;
 mod consumer;
@@ -311,6 +312,20 @@ fn jetstream_accounts(
     }
     let mut enabled = Vec::new();
     let mut disabled = vec![srv.gacc.clone()];
+    // Operator mode: an account JWT with JetStream limits (memory or disk storage not 0, or
+    // tiers) has JetStream, as nats-server decides.
+    if let Some(trust) = srv.auth().trust() {
+        for key in trust.account_keys() {
+            let (Some(claims), Some(account)) = (trust.account(&key), srv.account(Some(&key)))
+            else {
+                continue;
+            };
+            match jwt_account_limits(&claims.nats.limits) {
+                Some(l) => enabled.push((account, l)),
+                None => disabled.push(account),
+            }
+        }
+    }
     for a in configured {
         let Some(account) = srv.account(Some(&a.name)) else { continue };
         match &a.jetstream {
@@ -325,6 +340,36 @@ fn jetstream_accounts(
 }
 
 type EnabledAccount = (Arc<Account>, AccountLimits);
+
+/// The JetStream limits of an account JWT's `limits` claim (jwt v2 `JetStreamLimits`,
+/// flattened into the operator limits; the `R1` tier when only tiers are given), or `None`
+/// when the account has no JetStream.
+fn jwt_account_limits(limits: &serde_json::Value) -> Option<AccountLimits> {
+    let tier = limits
+        .get("tiered_limits")
+        .and_then(|t| t.as_object())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.get("R1").or_else(|| t.values().next()).unwrap_or(limits));
+    let l = tier.unwrap_or(limits);
+    let int =
+        |k: &str, default: i64| l.get(k).and_then(serde_json::Value::as_i64).unwrap_or(default);
+    let (mem, disk) = (int("mem_storage", 0), int("disk_storage", 0));
+    if tier.is_none() && mem == 0 && disk == 0 {
+        return None;
+    }
+    // In the JWT, 0 stream bytes means no per-stream maximum.
+    let per_stream = |k: &str| Some(int(k, 0)).filter(|v| *v > 0).unwrap_or(-1);
+    Some(AccountLimits {
+        max_memory: mem,
+        max_storage: disk,
+        max_streams: int("streams", -1),
+        max_consumers: int("consumer", -1),
+        max_ack_pending: int("max_ack_pending", -1),
+        memory_max_stream_bytes: per_stream("mem_max_stream_bytes"),
+        storage_max_stream_bytes: per_stream("disk_max_stream_bytes"),
+        max_bytes_required: l.get("max_bytes_required").and_then(|v| v.as_bool()).unwrap_or(false),
+    })
+}
 
 /// `accounts { A { jetstream { max_mem, max_file, ... } } }` as API limits (-1: none).
 fn account_limits(l: &chorus_conf::AccountJetStreamLimits) -> AccountLimits {
