@@ -607,11 +607,17 @@ fn rate_limit_and_original_replay_set_not_before() {
     let ctx = ConsumerContext::for_stream(&w.cfg, 600);
     w.c = Consumer::create("R", w.c.config().clone(), Timestamp::ZERO, ctx, T0, &w.stream);
     w.c.set_initial_interest(T0, true);
-    let d = deliveries(&w.tick(T0));
-    assert_eq!(d.len(), 3);
-    // 1000 bytes/s: the first message fits the burst, then each waits for its bytes.
+    assert_eq!(w.c.next_deadline(), Some(1), "a bound push consumer starts at once");
+    let mut d = deliveries(&w.tick(T0));
+    // 1000 bytes/s: the first message fits the burst, the second waits for its bytes, and
+    // the loop stops there until the second is due.
+    assert_eq!(d.len(), 2);
     assert_eq!(d[0].not_before, T0);
-    assert!(d[1].not_before > d[0].not_before && d[2].not_before > d[1].not_before);
+    assert!(d[1].not_before > d[0].not_before);
+    assert_eq!(w.c.next_deadline(), Some(d[1].not_before));
+    assert!(deliveries(&w.tick(d[1].not_before - 1)).is_empty());
+    d.extend(deliveries(&w.tick(d[1].not_before)));
+    assert_eq!(d.len(), 3);
     let size = (d[1].subject.len() + d[1].reply.len() + d[1].payload.len()) as i64;
     assert_eq!(d[2].not_before - d[1].not_before, size * MS, "{size} bytes at 1000 B/s");
 
@@ -638,7 +644,9 @@ fn rate_limit_and_original_replay_set_not_before() {
         ..r
     };
     r2.c.set_initial_interest(T0, true);
-    let d = deliveries(&r2.tick(T0));
+    let mut d = deliveries(&r2.tick(T0));
+    assert_eq!(d.iter().map(|d| d.not_before - T0).collect::<Vec<_>>(), [0, 3 * S]);
+    d.extend(deliveries(&r2.tick(T0 + 3 * S)));
     assert_eq!(d.iter().map(|d| d.not_before - T0).collect::<Vec<_>>(), [0, 3 * S, 3 * S]);
 }
 

@@ -15,7 +15,9 @@
 //! Deliberate differences from nats-server, all about timing granularity: deadlines are
 //! exact (no 1 ms timer slack, no random jitter on inactivity thresholds); a request or ack
 //! deadline at exactly `now` counts as reached; a delivery that must wait (rate limit,
-//! `replay_policy: original`) is decided now and carries `not_before` instead of blocking.
+//! `replay_policy: original`) is decided now and carries `not_before` instead of blocking;
+//! the loop then stops until that time ([`Consumer::next_deadline`]), so at most one
+//! delivery waits ahead of its time.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -223,6 +225,9 @@ pub struct Consumer {
     lts: i64,
     send_clock: i64,
     limiter: Option<Limiter>,
+    /// A paced delivery (rate limit, original replay) is due then: the loop stops there so
+    /// at most one delivery waits ahead of time.
+    resume_at: i64,
     pin_id: String,
     pinned_ts: i64,
     pin_deadline: i64,
@@ -313,6 +318,7 @@ impl Consumer {
             lts: 0,
             send_clock: 0,
             limiter,
+            resume_at: 0,
             pin_id: String::new(),
             pinned_ts: 0,
             pin_deadline: 0,
@@ -325,9 +331,14 @@ impl Consumer {
 
     /// Push consumers: whether the deliver subject had a subscriber when the consumer
     /// started (nats-server learns this before it answers the create request). Delivers
-    /// nothing by itself; later changes come as [`Event::Interest`].
+    /// nothing by itself, so the create response can go first: with a listener the next
+    /// deadline is "now" and the following [`Event::Tick`] starts delivering. Later changes
+    /// come as [`Event::Interest`].
     pub fn set_initial_interest(&mut self, now: i64, active: bool) {
         self.update_interest(now, active);
+        if active && self.cfg.is_push() {
+            self.more = true;
+        }
     }
 
     // ---- accessors --------------------------------------------------------------------------
@@ -420,6 +431,7 @@ impl Consumer {
             at(wr.hbt);
         }
         at(self.hb_next);
+        at(self.resume_at);
         at(self.dtmr);
         at(self.unpause_at);
         at(self.pin_deadline);
@@ -1479,10 +1491,15 @@ impl Consumer {
     /// One pass of `loopAndGatherMsgs`: deliver until something says wait.
     fn run(&mut self, now: i64, stream: &dyn ConsumerStream, interest: &dyn DeliveryInterest) {
         self.more = false;
+        self.resume_at = 0;
         let mut max_ack_stall = false;
         let mut count = 0;
         loop {
             if self.cfg.is_paused_at(now) {
+                break;
+            }
+            if self.send_clock > now {
+                self.resume_at = self.send_clock;
                 break;
             }
             if self.cfg.is_push() {

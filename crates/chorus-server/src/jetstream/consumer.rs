@@ -15,6 +15,7 @@
 //! restart here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chorus_conf::Options;
@@ -24,21 +25,23 @@ use chorus_jetstream::api::account::{AccountLimits, untiered};
 use chorus_jetstream::consumer::ack::parse_ack_subject;
 use chorus_jetstream::consumer::api::{
     ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerEndpoint, ConsumerInfoResponse,
-    ConsumerListResponse, ConsumerNamesResponse, ConsumersRequest, list_page, names_page,
-    parse_endpoint,
+    ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest, ConsumerPauseResponse,
+    ConsumersRequest, list_page, names_page, parse_endpoint,
 };
 use chorus_jetstream::consumer::check::{CreateEnv, parse_create_subject};
 use chorus_jetstream::consumer::view::StreamSummary;
 use chorus_jetstream::consumer::{
-    Action, Consumer, ConsumerCheckContext, ConsumerConfig, ConsumerContext, ConsumerFilter,
-    ConsumerLookup, ConsumerSnapshot, ConsumerStream, CreateOutcome, DeliveryInterest, Event,
-    ServerConsumerLimits, StreamMsg, check_create,
+    Action, Advisory, AdvisoryKind, Consumer, ConsumerCheckContext, ConsumerConfig,
+    ConsumerContext, ConsumerFilter, ConsumerLookup, ConsumerSnapshot, ConsumerStream,
+    CreateOutcome, DeliveryInterest, Event, ServerConsumerLimits, StatusMsg, StreamMsg,
+    check_create,
 };
 use chorus_jetstream::go::{Timestamp, to_json_vec};
 use chorus_jetstream::stream::config::RetentionPolicy;
 use chorus_store::{RemoveMode, StorageKind, StoredMsg, StreamStore, SubjectFilter};
 
 use super::internal::InternalMsg;
+use super::push;
 use super::stream::{Stream, now_nanos};
 use super::{AccountJs, Reply, Runtime};
 use crate::account::Account;
@@ -143,9 +146,10 @@ fn generated_name() -> String {
     (0..8).map(|_| ALPHABET[(rand::random::<u32>() as usize) % ALPHABET.len()] as char).collect()
 }
 
-/// A fresh id for an advisory.
+/// A fresh id for an advisory: 22 base-62 characters, the shape of nats-server's NUIDs.
 fn event_id() -> String {
-    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..22).map(|_| DIGITS[(rand::random::<u32>() % 62) as usize] as char).collect()
 }
 
 impl Runtime {
@@ -210,6 +214,32 @@ impl Runtime {
                     names.iter().filter_map(|n| self.consumer_info(acc, &stream, n)).collect();
                 (to_json_vec(&list_page(infos, &req)), false)
             }
+            Some(ConsumerEndpoint::Pause { stream, consumer }) => {
+                let err = |e: ApiError| (to_json_vec(&ConsumerPauseResponse::err(e)), true);
+                // nats-server reads the body only when it looks like JSON; anything else
+                // (or nothing) unpauses.
+                let t = body.trim_ascii_start();
+                let req: ConsumerPauseRequest = if t.starts_with(b"{") || t.starts_with(b"[") {
+                    match serde_json::from_slice(body) {
+                        Ok(r) => r,
+                        Err(e) => return err(ErrorId::InvalidJSON.with_err(e)),
+                    }
+                } else {
+                    ConsumerPauseRequest::default()
+                };
+                if !acc.streams.contains_key(&stream) {
+                    return err(ErrorId::StreamNotFound.error());
+                }
+                if !acc.consumers.get(&stream).is_some_and(|m| m.contains_key(&consumer)) {
+                    return err(ErrorId::ConsumerNotFound.error());
+                }
+                let until = req.pause_until.to_utc();
+                let arg = (!until.is_zero()).then_some(until);
+                self.consumer_event(acc, &stream, &consumer, |c, v, i, now| {
+                    c.handle(now, Event::Pause(arg), v, i)
+                });
+                (to_json_vec(&ConsumerPauseResponse::ok(until, now_nanos())), false)
+            }
             Some(ConsumerEndpoint::LeaderStepdown { .. }) => {
                 (super::api::consumer_error(subject, ErrorId::ClusterRequired.error()), true)
             }
@@ -245,23 +275,34 @@ impl Runtime {
         let account_limits = untiered(AccountLimits::UNLIMITED);
         let ctx =
             ConsumerCheckContext { clustered: false, server: &server, account: &account_limits };
-        let env =
+        let mut env =
             CreateEnv { generated_name: generated_name(), deliver_subject_has_interest: false };
-        let outcome = check_create(
-            &cs,
-            body,
-            acc.streams.get(&cs.stream).map(|s| &s.cfg),
-            &Lookup(acc.consumers.get(&cs.stream)),
-            &env,
-            &ctx,
-        );
+        let check = |env: &CreateEnv| {
+            check_create(
+                &cs,
+                body,
+                acc.streams.get(&cs.stream).map(|s| &s.cfg),
+                &Lookup(acc.consumers.get(&cs.stream)),
+                env,
+                &ctx,
+            )
+        };
+        let mut outcome = check(&env);
+        // Moving a push consumer to another deliver subject is refused while the old one
+        // still has a subscriber (any subscriber, as nats-server's `HasInterest`).
+        if let Ok(CreateOutcome::Update { name, config }) = &outcome
+            && let Some(old) = acc.consumers.get(&cs.stream).and_then(|m| m.get(name))
+            && old.config().is_push()
+            && old.config().deliver_subject != config.deliver_subject
+            && has_interest(&acc.account, &old.config().deliver_subject)
+        {
+            env.deliver_subject_has_interest = true;
+            outcome = check(&env);
+        }
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => return err(e),
         };
-        if !outcome.config().is_pull() {
-            return err(super::api::not_implemented("push consumers are"));
-        }
         let stream = cs.stream.clone();
         let name = outcome.name().to_string();
         let now = now_nanos();
@@ -286,10 +327,23 @@ impl Runtime {
                 }
                 self.sink.set_consumer(&acc.account.name, &stream, &name, true);
                 acc.consumers.entry(stream.clone()).or_default().insert(name.clone(), c);
+                self.push_started(acc, &stream, &name, now);
+                self.advise(acc, &stream, &name, now, AdvisoryKind::Action { action: "create" });
             }
             CreateOutcome::Update { config, .. } => {
+                let old = acc.consumers[&stream][&name].config().clone();
+                let moved = old.is_push() && old.deliver_subject != config.deliver_subject;
+                if moved {
+                    self.push_stopped(&acc.account.name, &old);
+                    self.sink.watch_deliver(&acc.account.name, &config.deliver_subject, true);
+                }
+                let active = moved.then(|| push::deliver_interest(&acc.account, &config));
                 self.consumer_event(acc, &stream, &name, |c, v, i, now| {
-                    c.handle(now, Event::ConfigUpdate(Box::new(config)), v, i)
+                    let mut out = c.handle(now, Event::ConfigUpdate(Box::new(config)), v, i);
+                    if let Some(active) = active {
+                        out.extend(c.handle(now, Event::Interest(active), v, i));
+                    }
+                    out
                 });
             }
         }
@@ -331,6 +385,7 @@ impl Runtime {
             return false;
         };
         self.sink.set_consumer(&acc.account.name, stream, name, false);
+        self.push_stopped(&acc.account.name, c.config());
         if let Some(s) = acc.streams.get(stream) {
             let account = acc.account.clone();
             let interest = |subj: &str| has_interest(&account, subj);
@@ -376,15 +431,16 @@ impl Runtime {
     pub(super) fn drop_consumers(&mut self, acc: &mut AccountJs, stream: &str) {
         let Some(m) = acc.consumers.remove(stream) else { return };
         let key = super::api::store_key(&acc.account, stream);
-        for name in m.keys() {
+        for (name, c) in &m {
             self.sink.set_consumer(&acc.account.name, stream, name, false);
+            self.push_stopped(&acc.account.name, c.config());
             let _ = self.store.delete_consumer_state(&key, name);
             self.consumers_dirty.remove(&(acc.account.name.clone(), stream.into(), name.clone()));
         }
     }
 
     /// Runs one event through a consumer and carries out what it decides.
-    fn consumer_event(
+    pub(super) fn consumer_event(
         &mut self,
         acc: &mut AccountJs,
         stream: &str,
@@ -404,26 +460,53 @@ impl Runtime {
 
     fn apply_actions(&mut self, acc: &mut AccountJs, stream: &str, name: &str, out: Vec<Action>) {
         let mut delete = false;
+        let now = now_nanos();
+        // A paced delivery waits; what the consumer said after it waits behind it.
+        let mut hold_until = 0;
         for a in out {
+            let reply = match a {
+                Action::Deliver(d) => {
+                    hold_until = hold_until.max(d.not_before);
+                    Reply {
+                        account: acc.account.clone(),
+                        subject: Bytes::from(d.to),
+                        reply: Some(Bytes::from(d.reply)),
+                        shown_as: Some(Bytes::from(d.subject)),
+                        headers: d.header.map(|h| h.to_vec()),
+                        payload: d.payload,
+                        file_ack: None,
+                    }
+                }
+                Action::Status(st) if hold_until > now => status_reply(&acc.account, &st),
+                other => {
+                    self.apply_now(acc, stream, name, other, &mut delete);
+                    continue;
+                }
+            };
+            if hold_until > now {
+                self.push.hold(hold_until, reply);
+            } else {
+                self.out.push(reply);
+            }
+        }
+        if delete {
+            self.consumer_delete(acc, stream, name);
+        }
+    }
+
+    /// An action that never waits for pacing.
+    fn apply_now(
+        &mut self,
+        acc: &mut AccountJs,
+        stream: &str,
+        name: &str,
+        a: Action,
+        delete: &mut bool,
+    ) {
+        {
             match a {
-                Action::Deliver(d) => self.out.push(Reply {
-                    account: acc.account.clone(),
-                    subject: Bytes::from(d.to),
-                    reply: Some(Bytes::from(d.reply)),
-                    shown_as: Some(Bytes::from(d.subject)),
-                    headers: d.header.map(|h| h.to_vec()),
-                    payload: d.payload,
-                    file_ack: None,
-                }),
-                Action::Status(st) => self.out.push(Reply {
-                    account: acc.account.clone(),
-                    subject: Bytes::from(st.to.clone()),
-                    reply: st.reply.clone().map(Bytes::from),
-                    shown_as: None,
-                    headers: Some(st.header_bytes()),
-                    payload: Bytes::new(),
-                    file_ack: None,
-                }),
+                Action::Deliver(_) => unreachable!("deliveries are paced by the caller"),
+                Action::Status(st) => self.out.push(status_reply(&acc.account, &st)),
                 Action::AckReply { to } => self.out.push(Reply {
                     account: acc.account.clone(),
                     subject: Bytes::from(to),
@@ -451,12 +534,29 @@ impl Runtime {
                 Action::AckedForRetention { seq } => {
                     self.acked_for_retention(acc, stream, name, seq)
                 }
-                Action::Delete => delete = true,
+                Action::Delete => *delete = true,
             }
         }
-        if delete {
-            self.consumer_delete(acc, stream, name);
-        }
+    }
+
+    /// Publishes a runtime-made advisory (created) the way the state machine's go out.
+    fn advise(
+        &mut self,
+        acc: &mut AccountJs,
+        stream: &str,
+        name: &str,
+        now: i64,
+        kind: AdvisoryKind,
+    ) {
+        let adv = Advisory {
+            time: now,
+            stream: stream.to_string(),
+            consumer: name.to_string(),
+            domain: self.srv.opts().jetstream.domain.clone().unwrap_or_default(),
+            kind,
+        };
+        let mut delete = false;
+        self.apply_now(acc, stream, name, Action::Advisory(adv), &mut delete);
     }
 
     /// Workqueue and interest retention: drop `seq` once no consumer needs it.
@@ -595,8 +695,21 @@ impl Runtime {
             // Statuses and advisories from the restore have no one to go to yet.
             let (c, _) = Consumer::restore(snap, ctx, now, &StoreView(&*s.store));
             self.sink.set_consumer(&acc.account.name, stream, &name, true);
-            acc.consumers.entry(stream.to_string()).or_default().insert(name, c);
+            acc.consumers.entry(stream.to_string()).or_default().insert(name.clone(), c);
+            self.push_started(acc, stream, &name, now);
         }
+    }
+}
+
+fn status_reply(account: &Arc<Account>, st: &StatusMsg) -> Reply {
+    Reply {
+        account: account.clone(),
+        subject: Bytes::from(st.to.clone()),
+        reply: st.reply.clone().map(Bytes::from),
+        shown_as: None,
+        headers: Some(st.header_bytes()),
+        payload: Bytes::new(),
+        file_ack: None,
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) enum Target {
     Next,
     /// `$JS.ACK.>`: acks of the account's consumers.
     Ack,
+    /// `$JS.FC.>`: answers to push consumers' flow control requests.
+    FlowControl,
 }
 
 impl Target {
@@ -58,6 +60,7 @@ impl Target {
             Target::Direct(id) => Bytes::from(format!("d{id}")),
             Target::Next => Bytes::from_static(b"next"),
             Target::Ack => Bytes::from_static(b"ack"),
+            Target::FlowControl => Bytes::from_static(b"fc"),
         }
     }
 
@@ -68,6 +71,7 @@ impl Target {
             b"apid" => Some(Target::DomainApi),
             b"next" => Some(Target::Next),
             b"ack" => Some(Target::Ack),
+            b"fc" => Some(Target::FlowControl),
             [b's', rest @ ..] => num(rest).map(Target::Stream),
             [b'd', rest @ ..] => num(rest).map(Target::Direct),
             _ => None,
@@ -101,6 +105,8 @@ pub(crate) enum Work {
     Msg(InternalMsg),
     /// Wakes the thread so it sees the shutdown flag.
     Wake,
+    /// A subscription on a push consumer's deliver subject came or went (account, subject).
+    Interest(Arc<Account>, Bytes),
 }
 
 /// Queue bounds, from `jetstream { max_buffered_msgs, max_buffered_size, request_queue_limit }`
@@ -137,6 +143,11 @@ struct SinkShared {
     /// is refused so its requester sees no responders, as with nats-server (where each
     /// consumer subscribes on its own).
     consumers: Mutex<rustc_hash::FxHashSet<String>>,
+    /// Deliver subjects of push consumers by (account, subject), counted: a subscription
+    /// change on one of them wakes the runtime ([`InternalSink::interest_changed`]).
+    watched: Mutex<rustc_hash::FxHashMap<(String, Bytes), usize>>,
+    /// `watched` is non-empty: the common case (no push consumers) skips the lock.
+    any_watched: std::sync::atomic::AtomicBool,
 }
 
 /// The JetStream runtime's end of internal subscriptions. Cheap to clone.
@@ -171,6 +182,8 @@ impl InternalSink {
                 srv: Arc::downgrade(srv),
                 names: Mutex::new(Default::default()),
                 consumers: Mutex::new(Default::default()),
+                watched: Mutex::new(Default::default()),
+                any_watched: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -193,6 +206,36 @@ impl InternalSink {
         } else {
             set.remove(&key);
         }
+    }
+
+    /// Starts (or with `false` stops) watching a push consumer's deliver subject.
+    pub(crate) fn watch_deliver(&self, account: &str, subject: &str, on: bool) {
+        let key = (account.to_string(), Bytes::copy_from_slice(subject.as_bytes()));
+        let mut w = self.shared.watched.lock().unwrap();
+        if on {
+            *w.entry(key).or_insert(0) += 1;
+        } else if let Some(n) = w.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(&key);
+            }
+        }
+        self.shared.any_watched.store(!w.is_empty(), Ordering::Release);
+    }
+
+    /// The account sublist's change hook: a subscription on `subject` came or went. Only
+    /// deliver subjects matter, and only a subscription on exactly that subject makes a push
+    /// consumer active (nats-server's notification rule), so a hash lookup decides.
+    pub(crate) fn interest_changed(&self, account: &std::sync::Weak<Account>, subject: &[u8]) {
+        if !self.shared.any_watched.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(account) = account.upgrade() else { return };
+        let key = (account.name.clone(), Bytes::copy_from_slice(subject));
+        if !self.shared.watched.lock().unwrap().contains_key(&key) {
+            return;
+        }
+        let _ = self.shared.tx.send(Work::Interest(account, key.1));
     }
 
     fn serves_next(&self, account: &Account, subject: &[u8]) -> bool {

@@ -10,6 +10,7 @@
 //! stream.rs    one stream: config, store, duplicate window, publish path, info numbers
 //! api.rs       $JS.API.* requests and direct gets
 //! consumer.rs  consumers: their API, pull requests, acks, timers, snapshots
+//! push.rs      push consumers: deliver-subject interest, flow control answers, pacing
 //! ```
 //!
 //! # How a message travels
@@ -65,6 +66,7 @@
 mod api;
 mod consumer;
 mod internal;
+mod push;
 mod stream;
 
 use std::collections::BTreeMap;
@@ -180,6 +182,7 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         last_sync: Instant::now(),
         stats,
         consumers_dirty: Default::default(),
+        push: Default::default(),
     };
     registry().lock().unwrap().insert(srv.id.clone(), rt.stats.clone());
     rt.enable_account(&srv.gacc);
@@ -266,6 +269,8 @@ pub(crate) struct Runtime {
     stats: Arc<JetStreamStats>,
     /// Durable consumers whose state changed since the last commit: (account, stream, name).
     consumers_dirty: std::collections::BTreeSet<(String, String, String)>,
+    /// Paced push deliveries waiting for their time.
+    push: push::PushState,
 }
 
 impl Runtime {
@@ -328,11 +333,14 @@ impl Runtime {
                 Err(e) => tracing::error!("JetStream: stream {key:?} not restored: {e}"),
             }
         }
-        for (subject, target) in
-            [("$JS.API.CONSUMER.MSG.NEXT.>", Target::Next), ("$JS.ACK.>", Target::Ack)]
-        {
+        for (subject, target) in [
+            ("$JS.API.CONSUMER.MSG.NEXT.>", Target::Next),
+            ("$JS.ACK.>", Target::Ack),
+            ("$JS.FC.>", Target::FlowControl),
+        ] {
             acc.consumer_subs.push(subscribe(account, &acc.client, subject, target));
         }
+        self.watch_account(account);
         self.accounts.insert(account.name.clone(), acc);
     }
 
@@ -386,6 +394,7 @@ impl Runtime {
             let timeout = self.next_wake();
             match rx.recv_timeout(timeout) {
                 Ok(Work::Msg(m)) => batch.push(m),
+                Ok(Work::Interest(a, s)) => self.deliver_interest_changed(&a, &s),
                 Ok(Work::Wake) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -396,6 +405,7 @@ impl Runtime {
                         bytes += m.payload.len();
                         batch.push(m);
                     }
+                    Ok(Work::Interest(a, s)) => self.deliver_interest_changed(&a, &s),
                     Ok(Work::Wake) => {}
                     Err(_) => break,
                 }
@@ -441,6 +451,9 @@ impl Runtime {
                 }
             }
         }
+        if let Some(t) = self.push.next_due() {
+            wake = wake.min(Duration::from_nanos(t.saturating_sub(now).max(0) as u64));
+        }
         if let (SyncPolicy::Every(d), true) = (self.sync, self.dirty) {
             wake = wake.min(d.saturating_sub(self.last_sync.elapsed()));
         }
@@ -454,6 +467,7 @@ impl Runtime {
             Target::Direct(id) => self.handle_direct(m, id, opts),
             Target::Next => self.handle_next(m),
             Target::Ack => self.handle_ack(m),
+            Target::FlowControl => self.handle_flow_control(m),
         }
     }
 
@@ -540,6 +554,7 @@ impl Runtime {
             }
         }
         self.dirty |= dirty;
+        self.release_held(now);
         self.consumer_timers(now);
     }
 
