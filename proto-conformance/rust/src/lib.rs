@@ -20,6 +20,8 @@ use async_nats::{Client, HeaderMap, Message, Subscriber};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
+#[path = "../../scenarios/rust/consumer_push.rs"]
+mod consumer_push;
 #[path = "../../scenarios/rust/headers.rs"]
 mod headers;
 #[path = "../../scenarios/rust/jetstream_kv.rs"]
@@ -53,6 +55,7 @@ macro_rules! registry {
 }
 
 registry!(
+    consumer_push,
     headers,
     jetstream_kv,
     max_payload,
