@@ -26,10 +26,14 @@ mod consumer_push;
 mod headers;
 #[path = "../../scenarios/rust/jetstream_kv.rs"]
 mod jetstream_kv;
+#[path = "../../scenarios/rust/kv_watch.rs"]
+mod kv_watch;
 #[path = "../../scenarios/rust/max_payload.rs"]
 mod max_payload;
 #[path = "../../scenarios/rust/no_responders.rs"]
 mod no_responders;
+#[path = "../../scenarios/rust/object_store.rs"]
+mod object_store;
 #[path = "../../scenarios/rust/pub_sub.rs"]
 mod pub_sub;
 #[path = "../../scenarios/rust/queue_group.rs"]
@@ -58,8 +62,10 @@ registry!(
     consumer_push,
     headers,
     jetstream_kv,
+    kv_watch,
     max_payload,
     no_responders,
+    object_store,
     pub_sub,
     queue_group,
     request_reply,
