@@ -674,3 +674,58 @@ async fn object_store_round_trips_a_multi_chunk_object() -> Result<()> {
     assert!(os.get("blob.bin").await.is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn durable_push_survives_a_restart_and_cannot_move_while_bound() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let body = |deliver: &str| {
+        format!(
+            r#"{{"stream_name":"EV","config":{{"durable_name":"DP","deliver_subject":"{deliver}","ack_policy":"explicit","ack_wait":60000000000}}}}"#
+        )
+    };
+    {
+        let srv = Server::start(js_opts(dir.path())).await?;
+        let nc = async_nats::connect(srv.client_url()).await?;
+        let js = jetstream::new(nc.clone());
+        setup(&js, stream::RetentionPolicy::Limits, 4).await?;
+        let mut sub = nc.subscribe("dlv.one").await?;
+        nc.flush().await?;
+        api(&nc, "$JS.API.CONSUMER.CREATE.EV.DP", &body("dlv.one")).await?;
+        for i in 1..=4 {
+            let m = recv(&mut sub).await?;
+            assert_eq!(m.payload, format!("m{i}"));
+            if i <= 2 {
+                nc.request(m.reply.context("ack subject")?, "".into()).await?;
+            }
+        }
+        // Bound: moving it to another deliver subject is refused (10013), as nats-server does.
+        let v = api(&nc, "$JS.API.CONSUMER.CREATE.EV.DP", &body("dlv.two")).await?;
+        assert_eq!(v["error"]["err_code"].as_u64(), Some(10013), "{v}");
+        srv.shutdown().await;
+    }
+    let srv = Server::start(js_opts(dir.path())).await?;
+    let nc = async_nats::connect(srv.client_url()).await?;
+    let v = api(&nc, "$JS.API.CONSUMER.INFO.EV.DP", "").await?;
+    assert_eq!((v["push_bound"].as_bool(), v["num_ack_pending"].as_u64()), (None, Some(2)), "{v}");
+    assert_eq!(v["ack_floor"]["stream_seq"].as_u64(), Some(2));
+    // Unbound now, so it may move; the new subject's subscriber gets the unacked messages
+    // again (a moved consumer redelivers what was pending) and then new ones.
+    let mut sub = nc.subscribe("dlv.two").await?;
+    nc.flush().await?;
+    let v = api(&nc, "$JS.API.CONSUMER.CREATE.EV.DP", &body("dlv.two")).await?;
+    assert_eq!(v["config"]["deliver_subject"], "dlv.two", "{v}");
+    let js = jetstream::new(nc.clone());
+    js.publish("ev.5", "m5".into()).await?.await?;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = recv(&mut sub).await?;
+        let t: Vec<String> = m.reply.context("ack")?.split('.').map(String::from).collect();
+        got.push((String::from_utf8_lossy(&m.payload).into_owned(), t[4].clone()));
+    }
+    assert_eq!(
+        got,
+        [("m3".into(), "2".into()), ("m4".into(), "2".into()), ("m5".into(), "1".into())]
+    );
+    srv.shutdown().await;
+    Ok(())
+}

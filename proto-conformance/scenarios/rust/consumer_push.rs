@@ -55,7 +55,10 @@ pub async fn run(url: &str) -> anyhow::Result<Value> {
         .await?;
     obs.insert("created_advisory".into(), advisory(&next_messages(&mut created, 1).await?[0])?);
     let i = g.info().await?;
-    obs.insert("group_before".into(), json!([i.push_bound, i.num_pending, i.delivered.stream_sequence]));
+    obs.insert(
+        "group_before".into(),
+        json!([i.push_bound, i.num_pending, i.delivered.stream_sequence]),
+    );
     let mut a = nc.queue_subscribe("deliver.group", "workers".into()).await?;
     let mut b = nc.queue_subscribe("deliver.group", "workers".into()).await?;
     let mut seqs = Vec::new();
@@ -188,13 +191,19 @@ pub async fn run(url: &str) -> anyhow::Result<Value> {
 
     // Pause and resume.
     let r = nc
-        .request("$JS.API.CONSUMER.PAUSE.PUSH.GROUP", r#"{"pause_until":"2999-01-01T00:00:00Z"}"#.into())
+        .request(
+            "$JS.API.CONSUMER.PAUSE.PUSH.GROUP",
+            r#"{"pause_until":"2999-01-01T00:00:00Z"}"#.into(),
+        )
         .await?;
     let mut v: Value = serde_json::from_slice(&r.payload)?;
     v["pause_remaining"] = json!(v["pause_remaining"].as_i64().is_some_and(|n| n > 0));
     obs.insert("pause".into(), v);
     let i = g.info().await?;
-    obs.insert("paused_info".into(), json!([i.paused, i.config.pause_until.map(|t| t.to_string())]));
+    obs.insert(
+        "paused_info".into(),
+        json!([i.paused, i.config.pause_until.map(|t| t.to_string())]),
+    );
     let r = nc.request("$JS.API.CONSUMER.PAUSE.PUSH.GROUP", "".into()).await?;
     obs.insert("resume".into(), serde_json::from_slice(&r.payload)?);
 

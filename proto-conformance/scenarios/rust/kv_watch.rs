@@ -13,7 +13,13 @@ use serde_json::{Value, json};
 use crate::connect;
 
 fn entry(e: &kv::Entry) -> Value {
-    json!([e.key, String::from_utf8_lossy(&e.value), format!("{:?}", e.operation), e.revision, e.delta])
+    json!([
+        e.key,
+        String::from_utf8_lossy(&e.value),
+        format!("{:?}", e.operation),
+        e.revision,
+        e.delta
+    ])
 }
 
 async fn next(w: &mut kv::Watch) -> anyhow::Result<Value> {
@@ -28,7 +34,11 @@ pub async fn run(url: &str) -> anyhow::Result<Value> {
     let nc = connect(url).await?;
     let js = jetstream::new(nc.clone());
     let kv = js
-        .create_key_value(kv::Config { bucket: "watched".into(), history: 10, ..Default::default() })
+        .create_key_value(kv::Config {
+            bucket: "watched".into(),
+            history: 10,
+            ..Default::default()
+        })
         .await?;
     kv.put("a", "1".into()).await?;
     kv.put("b", "1".into()).await?;
@@ -51,8 +61,7 @@ pub async fn run(url: &str) -> anyhow::Result<Value> {
     let b = next(&mut only_b).await?;
     let mut keys: Vec<String> = kv.keys().await?.try_collect().await?;
     keys.sort();
-    let history: Vec<Value> =
-        kv.history("a").await?.map_ok(|e| entry(&e)).try_collect().await?;
+    let history: Vec<Value> = kv.history("a").await?.map_ok(|e| entry(&e)).try_collect().await?;
     js.delete_key_value("watched").await?;
     Ok(json!({
         "initial": initial,
