@@ -729,3 +729,44 @@ async fn durable_push_survives_a_restart_and_cannot_move_while_bound() -> Result
     srv.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn rate_limited_push_paces_but_delivers_everything_in_order() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let srv = Server::start(js_opts(dir.path())).await?;
+    let nc = async_nats::connect(srv.client_url()).await?;
+    let js = jetstream::new(nc.clone());
+    // The burst is the stream's max_msg_size: 2 KB, so 1 KB messages at 20 KB/s are paced
+    // (held by the runtime until their time) after the first two.
+    let s = js
+        .create_stream(stream::Config {
+            name: "RL".into(),
+            subjects: vec!["rl.>".into()],
+            max_message_size: 2048,
+            ..Default::default()
+        })
+        .await?;
+    for i in 0..12u8 {
+        js.publish(format!("rl.{i}"), vec![b'a' + i; 1000].into()).await?.await?;
+    }
+    let mut sub = nc.subscribe("dlv.rl").await?;
+    nc.flush().await?;
+    s.create_consumer(push::Config {
+        durable_name: Some("RL".into()),
+        deliver_subject: "dlv.rl".into(),
+        ack_policy: AckPolicy::None,
+        rate_limit: 160_000,
+        idle_heartbeat: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await?;
+    let mut got = Vec::new();
+    while got.len() < 12 {
+        let m = recv(&mut sub).await?;
+        if m.status.is_none() {
+            got.push(m.payload[0]);
+        }
+    }
+    assert_eq!(got, (0..12u8).map(|i| b'a' + i).collect::<Vec<_>>());
+    Ok(())
+}

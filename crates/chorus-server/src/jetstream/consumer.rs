@@ -461,8 +461,9 @@ impl Runtime {
     fn apply_actions(&mut self, acc: &mut AccountJs, stream: &str, name: &str, out: Vec<Action>) {
         let mut delete = false;
         let now = now_nanos();
-        // A paced delivery waits; what the consumer said after it waits behind it.
-        let mut hold_until = 0;
+        // A paced delivery waits; what the consumer says after it waits behind it.
+        let key = (acc.account.name.clone(), stream.to_string(), name.to_string());
+        let mut hold_until = self.push.held_until(&key);
         for a in out {
             let reply = match a {
                 Action::Deliver(d) => {
@@ -484,7 +485,7 @@ impl Runtime {
                 }
             };
             if hold_until > now {
-                self.push.hold(hold_until, reply);
+                self.push.hold(key.clone(), hold_until, reply);
             } else {
                 self.out.push(reply);
             }

@@ -29,6 +29,9 @@ use chorus_jetstream::consumer::{ConsumerConfig, Event};
 pub(crate) struct PushState {
     held: BinaryHeap<Reverse<Held>>,
     order: u64,
+    /// Per consumer (account, stream, name): until when its output is held, so a heartbeat
+    /// produced later never overtakes a paced delivery (its sequences would look like a gap).
+    until: rustc_hash::FxHashMap<(String, String, String), i64>,
 }
 
 struct Held {
@@ -55,10 +58,17 @@ impl Ord for Held {
 }
 
 impl PushState {
-    /// Keeps `reply` until `at` (unix nanos).
-    pub(super) fn hold(&mut self, at: i64, reply: Reply) {
+    /// Keeps `reply` of consumer `key` until `at` (unix nanos).
+    pub(super) fn hold(&mut self, key: (String, String, String), at: i64, reply: Reply) {
         self.order += 1;
         self.held.push(Reverse(Held { at, order: self.order, reply }));
+        let u = self.until.entry(key).or_insert(at);
+        *u = (*u).max(at);
+    }
+
+    /// Until when the output of consumer `key` waits (0: it does not).
+    pub(super) fn held_until(&self, key: &(String, String, String)) -> i64 {
+        self.until.get(key).copied().unwrap_or(0)
     }
 
     /// When the earliest held message is due.
@@ -72,6 +82,7 @@ impl PushState {
         while self.held.peek().is_some_and(|h| h.0.at <= now) {
             out.push(self.held.pop().expect("peeked").0.reply);
         }
+        self.until.retain(|_, t| *t > now);
         out
     }
 }
