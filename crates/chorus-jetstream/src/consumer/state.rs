@@ -173,6 +173,80 @@ impl Limiter {
     }
 }
 
+/// Delivered, unacknowledged messages (stream seq -> consumer seq and delivery time), with
+/// an index by delivery time so the earliest ack deadline is found without a scan (the
+/// runtime asks for [`Consumer::next_deadline`] on every pass). Every change goes through
+/// these methods, which keep the two in step.
+#[derive(Debug, Clone, Default)]
+struct PendingSet {
+    map: BTreeMap<u64, Pending>,
+    by_time: BTreeSet<(i64, u64)>,
+}
+
+impl PendingSet {
+    fn from_map(map: BTreeMap<u64, Pending>) -> PendingSet {
+        let by_time = map.iter().map(|(s, p)| (p.timestamp, *s)).collect();
+        PendingSet { map, by_time }
+    }
+    fn map(&self) -> &BTreeMap<u64, Pending> {
+        &self.map
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    fn get(&self, seq: &u64) -> Option<&Pending> {
+        self.map.get(seq)
+    }
+    fn contains_key(&self, seq: &u64) -> bool {
+        self.map.contains_key(seq)
+    }
+    fn iter(&self) -> std::collections::btree_map::Iter<'_, u64, Pending> {
+        self.map.iter()
+    }
+    fn keys(&self) -> std::collections::btree_map::Keys<'_, u64, Pending> {
+        self.map.keys()
+    }
+    fn range(
+        &self,
+        r: impl std::ops::RangeBounds<u64>,
+    ) -> std::collections::btree_map::Range<'_, u64, Pending> {
+        self.map.range(r)
+    }
+    fn insert(&mut self, seq: u64, p: Pending) {
+        if let Some(old) = self.map.insert(seq, p) {
+            self.by_time.remove(&(old.timestamp, seq));
+        }
+        self.by_time.insert((p.timestamp, seq));
+    }
+    fn remove(&mut self, seq: &u64) -> Option<Pending> {
+        let p = self.map.remove(seq)?;
+        self.by_time.remove(&(p.timestamp, *seq));
+        Some(p)
+    }
+    /// Sets the delivery time of `seq`; returns its consumer sequence if it is pending.
+    fn set_timestamp(&mut self, seq: u64, ts: i64) -> Option<u64> {
+        let p = self.map.get_mut(&seq)?;
+        self.by_time.remove(&(p.timestamp, seq));
+        p.timestamp = ts;
+        self.by_time.insert((ts, seq));
+        Some(p.sequence)
+    }
+    /// Pending entries in delivery-time order.
+    fn by_time(&self) -> impl Iterator<Item = (i64, u64)> + '_ {
+        self.by_time.iter().copied()
+    }
+}
+
+impl std::ops::Index<&u64> for PendingSet {
+    type Output = Pending;
+    fn index(&self, seq: &u64) -> &Pending {
+        &self.map[seq]
+    }
+}
+
 /// Why the next message could not be fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NextErr {
@@ -196,7 +270,7 @@ pub struct Consumer {
     dseq: u64,
     adflr: u64,
     asflr: u64,
-    pending: BTreeMap<u64, Pending>,
+    pending: PendingSet,
     rdc: BTreeMap<u64, u64>,
     rdq: VecDeque<u64>,
     rdqi: BTreeSet<u64>,
@@ -290,7 +364,7 @@ impl Consumer {
             dseq: 0,
             adflr: 0,
             asflr: 0,
-            pending: BTreeMap::new(),
+            pending: PendingSet::default(),
             rdc: BTreeMap::new(),
             rdq: VecDeque::new(),
             rdqi: BTreeSet::new(),
@@ -361,7 +435,7 @@ impl Consumer {
     }
     /// Delivered but unacknowledged messages: stream seq -> (consumer seq, delivery time).
     pub fn pending(&self) -> &BTreeMap<u64, Pending> {
-        &self.pending
+        self.pending.map()
     }
     /// Redelivery counts by stream sequence.
     pub fn redelivered(&self) -> &BTreeMap<u64, u64> {
@@ -421,10 +495,8 @@ impl Consumer {
         if self.more {
             at(1);
         }
-        for (seq, p) in &self.pending {
-            if !self.rdqi.contains(seq) && self.cfg.ack_wait > 0 {
-                at(p.timestamp.saturating_add(self.ack_deadline(*seq)));
-            }
+        if self.cfg.ack_wait > 0 {
+            at(self.next_ack_deadline());
         }
         for wr in self.waiting.iter() {
             at(wr.expires);
@@ -650,7 +722,7 @@ impl Consumer {
         self.dseq = state.delivered.consumer + 1;
         self.adflr = state.ack_floor.consumer;
         self.asflr = state.ack_floor.stream;
-        self.pending = state.pending.clone();
+        self.pending = PendingSet::from_map(state.pending.clone());
         self.rdc = state.redelivered.clone();
     }
 
@@ -760,7 +832,7 @@ impl Consumer {
                 stream: self.sseq.saturating_sub(1),
             },
             ack_floor: SequencePair { consumer: self.adflr, stream: self.asflr },
-            pending: self.pending.clone(),
+            pending: self.pending.map().clone(),
             redelivered: self.rdc.clone(),
         };
     }
@@ -804,6 +876,33 @@ impl Consumer {
 
     fn on_rdq(&self, seq: u64) -> bool {
         self.rdqi.contains(&seq)
+    }
+
+    /// The earliest ack deadline of a pending message not queued for redelivery. Without a
+    /// backoff every message waits `ack_wait`, so the oldest delivery decides (messages on the
+    /// redelivery queue are skipped, they are few); with one the steps differ per message and
+    /// all are looked at.
+    fn next_ack_deadline(&self) -> i64 {
+        let d = if self.cfg.backoff.is_empty() {
+            self.pending
+                .by_time()
+                .find(|(_, seq)| !self.rdqi.contains(seq))
+                .map_or(0, |(ts, _)| ts.saturating_add(self.cfg.ack_wait))
+        } else {
+            self.scan_ack_deadline()
+        };
+        debug_assert_eq!(d, self.scan_ack_deadline(), "the time index is out of step");
+        d
+    }
+
+    fn scan_ack_deadline(&self) -> i64 {
+        self.pending
+            .iter()
+            .filter(|(seq, _)| !self.rdqi.contains(seq))
+            .map(|(seq, p)| p.timestamp.saturating_add(self.ack_deadline(*seq)))
+            .filter(|t| *t > 0)
+            .min()
+            .unwrap_or(0)
     }
 
     /// The ack deadline of `seq` relative to its delivery: `ack_wait`, or with a backoff the
@@ -901,8 +1000,8 @@ impl Consumer {
             let off = now - self.pending[&first].timestamp;
             for &seq in &expired {
                 self.add_to_rdq(seq);
-                if let Some(p) = self.pending.get_mut(&seq) {
-                    p.timestamp += off;
+                if let Some(p) = self.pending.get(&seq).copied() {
+                    self.pending.set_timestamp(seq, p.timestamp + off);
                 }
             }
         }
@@ -930,8 +1029,8 @@ impl Consumer {
             let off = now - self.pending[&first].timestamp;
             for &seq in &expired {
                 self.add_to_rdq(seq);
-                if let Some(p) = self.pending.get_mut(&seq) {
-                    p.timestamp += off;
+                if let Some(p) = self.pending.get(&seq).copied() {
+                    self.pending.set_timestamp(seq, p.timestamp + off);
                 }
             }
         }
@@ -1013,7 +1112,7 @@ impl Consumer {
             // An ack could still come for the latest delivery: wait for its deadline plus
             // the threshold.
             let mut delay = 0;
-            for (&seq, p) in &self.pending {
+            for (&seq, p) in self.pending.iter() {
                 let wait = self.ack_deadline(seq) + ACK_WAIT_DELAY;
                 let ts = p.timestamp + wait + self.dthresh;
                 if ts > now {
@@ -1631,11 +1730,8 @@ impl Consumer {
             self.adflr = dseq;
             self.asflr = seq;
         } else {
-            match self.pending.get_mut(&seq) {
-                Some(p) => p.timestamp = at,
-                None => {
-                    self.pending.insert(seq, Pending { sequence: dseq, timestamp: at });
-                }
+            if self.pending.set_timestamp(seq, at).is_none() {
+                self.pending.insert(seq, Pending { sequence: dseq, timestamp: at });
             }
         }
         self.out.push(Action::Deliver(Delivery {
@@ -1857,9 +1953,7 @@ impl Consumer {
             self.remove_from_rdq(sseq);
             // Due `d` from now: "now minus ack wait" is already expired.
             let ts = now - self.cfg.ack_wait + d;
-            if let Some(p) = self.pending.get_mut(&sseq) {
-                p.timestamp = ts;
-                let pseq = p.sequence;
+            if let Some(pseq) = self.pending.set_timestamp(sseq, ts) {
                 self.update_delivered(pseq, sseq, dc, ts, now);
             }
             return;
@@ -1885,9 +1979,7 @@ impl Consumer {
     }
 
     fn progress_update(&mut self, now: i64, seq: u64) {
-        if let Some(p) = self.pending.get_mut(&seq) {
-            p.timestamp = now;
-            let pseq = p.sequence;
+        if let Some(pseq) = self.pending.set_timestamp(seq, now) {
             self.update_delivered(pseq, seq, 1, now, now);
         }
     }

@@ -462,8 +462,9 @@ impl Runtime {
         let mut delete = false;
         let now = now_nanos();
         // A paced delivery waits; what the consumer says after it waits behind it.
-        let key = (acc.account.name.clone(), stream.to_string(), name.to_string());
-        let mut hold_until = self.push.held_until(&key);
+        let account = acc.account.clone();
+        let key = || (account.name.clone(), stream.to_string(), name.to_string());
+        let mut hold_until = if self.push.holds_any() { self.push.held_until(&key()) } else { 0 };
         for a in out {
             let reply = match a {
                 Action::Deliver(d) => {
@@ -485,7 +486,7 @@ impl Runtime {
                 }
             };
             if hold_until > now {
-                self.push.hold(key.clone(), hold_until, reply);
+                self.push.hold(key(), hold_until, reply);
             } else {
                 self.out.push(reply);
             }

@@ -66,6 +66,11 @@ impl PushState {
         *u = (*u).max(at);
     }
 
+    /// Whether any consumer's output is held (the common case, no pacing, skips the lookup).
+    pub(super) fn holds_any(&self) -> bool {
+        !self.until.is_empty()
+    }
+
     /// Until when the output of consumer `key` waits (0: it does not).
     pub(super) fn held_until(&self, key: &(String, String, String)) -> i64 {
         self.until.get(key).copied().unwrap_or(0)
