@@ -770,3 +770,50 @@ async fn rate_limited_push_paces_but_delivers_everything_in_order() -> Result<()
     assert_eq!(got, (0..12u8).map(|i| b'a' + i).collect::<Vec<_>>());
     Ok(())
 }
+
+#[tokio::test]
+async fn push_max_ack_pending_holds_back_and_unacked_messages_come_again() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let srv = Server::start(js_opts(dir.path())).await?;
+    let nc = async_nats::connect(srv.client_url()).await?;
+    let js = jetstream::new(nc.clone());
+    setup(&js, stream::RetentionPolicy::Limits, 4).await?;
+    let mut sub = nc.subscribe("dlv.map").await?;
+    let mut adv = nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.EV.M").await?;
+    nc.flush().await?;
+    api(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.EV.M",
+        r#"{"stream_name":"EV","config":{"durable_name":"M","deliver_subject":"dlv.map","ack_policy":"explicit","max_ack_pending":2,"ack_wait":300000000,"max_deliver":2}}"#,
+    )
+    .await?;
+    // (payload, delivery count) of the next delivery.
+    async fn next(sub: &mut async_nats::Subscriber) -> Result<(String, String, String)> {
+        let m = recv(sub).await?;
+        let r = m.reply.context("ack subject")?.to_string();
+        let dc = r.split('.').nth(4).context("token")?.to_string();
+        Ok((String::from_utf8_lossy(&m.payload).into_owned(), dc, r))
+    }
+    let (p1, dc1, r1) = next(&mut sub).await?;
+    let (p2, _, _) = next(&mut sub).await?;
+    assert_eq!((p1.as_str(), dc1.as_str(), p2.as_str()), ("m1", "1", "m2"));
+    let v = api(&nc, "$JS.API.CONSUMER.INFO.EV.M", "").await?;
+    assert_eq!((v["num_ack_pending"].as_u64(), v["num_pending"].as_u64()), (Some(2), Some(2)));
+    // Acking m1 makes room for m3; m2 is never acked: it comes back once, then the
+    // max-deliveries advisory says it is given up.
+    nc.request(r1, "".into()).await?;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let (p, dc, r) = next(&mut sub).await?;
+        if p != "m2" {
+            nc.publish(r, "+ACK".into()).await?;
+        }
+        seen.push((p, dc));
+    }
+    seen.sort();
+    let m2: Vec<_> = seen.iter().filter(|(p, _)| p == "m2").map(|(_, d)| d.as_str()).collect();
+    assert_eq!(m2, ["2"], "{seen:?}");
+    let a: Value = serde_json::from_slice(&recv(&mut adv).await?.payload)?;
+    assert_eq!((a["stream_seq"].as_u64(), a["deliveries"].as_u64()), (Some(2), Some(2)));
+    Ok(())
+}
