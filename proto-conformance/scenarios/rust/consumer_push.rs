@@ -41,6 +41,7 @@ pub async fn run(url: &str) -> anyhow::Result<Value> {
     }
     let mut created = nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.CREATED.PUSH.*").await?;
     let mut deleted = nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.DELETED.PUSH.*").await?;
+    let mut paused = nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.PUSH.*").await?;
     round_trip(&nc).await?;
 
     // A deliver group: unbound until a queue subscriber in that group shows up.
@@ -206,6 +207,8 @@ pub async fn run(url: &str) -> anyhow::Result<Value> {
     );
     let r = nc.request("$JS.API.CONSUMER.PAUSE.PUSH.GROUP", "".into()).await?;
     obs.insert("resume".into(), serde_json::from_slice(&r.payload)?);
+    let advs = next_messages(&mut paused, 2).await?;
+    obs.insert("pause_advisories".into(), json!([advisory(&advs[0])?, advisory(&advs[1])?]));
 
     s.delete_consumer("GROUP").await?;
     obs.insert("deleted_advisory".into(), advisory(&next_messages(&mut deleted, 1).await?[0])?);
