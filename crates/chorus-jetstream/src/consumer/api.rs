@@ -137,6 +137,30 @@ response!(
     }
 );
 
+/// The `type` of CONSUMER.UNPIN responses.
+pub const CONSUMER_UNPIN_RESPONSE: &str = "io.nats.jetstream.api.v1.consumer_unpin_response";
+
+response!(
+    /// CONSUMER.UNPIN response: nothing but the type (and an error).
+    ConsumerUnpinResponse, CONSUMER_UNPIN_RESPONSE {}
+);
+
+impl ConsumerUnpinResponse {
+    pub fn ok() -> Self {
+        ConsumerUnpinResponse { kind: Self::TYPE.into(), error: None }
+    }
+    pub fn err(e: ApiError) -> Self {
+        ConsumerUnpinResponse { kind: Self::TYPE.into(), error: Some(e) }
+    }
+}
+
+/// CONSUMER.UNPIN request body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ConsumerUnpinRequest {
+    #[serde(default)]
+    pub group: String,
+}
+
 impl ConsumerCreateResponse {
     pub fn ok(info: ConsumerInfo) -> Self {
         ConsumerCreateResponse { kind: Self::TYPE.into(), error: None, info: Some(info) }

@@ -546,17 +546,16 @@ impl Consumer {
             Event::ConfigUpdate(cfg) => self.update_config(now, *cfg, stream),
             Event::Pause(until) => self.pause(now, until),
             Event::Unpin { group } => {
-                if !self.pin_id.is_empty() {
-                    self.unassign_pin();
-                    self.advise(
-                        now,
-                        AdvisoryKind::Unpinned {
-                            account: self.ctx.account.clone(),
-                            group: group.to_string(),
-                            reason: "admin".into(),
-                        },
-                    );
-                }
+                // nats-server advises even when nothing was pinned.
+                self.unassign_pin();
+                self.advise(
+                    now,
+                    AdvisoryKind::Unpinned {
+                        account: self.ctx.account.clone(),
+                        group: group.to_string(),
+                        reason: "admin".into(),
+                    },
+                );
             }
             Event::Tick => self.tick(now, stream, interest),
             Event::Delete => {

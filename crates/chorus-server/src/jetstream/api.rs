@@ -107,6 +107,7 @@ fn consumer_type(subject: &str) -> Option<&'static str> {
         "NAMES" => types::CONSUMER_NAMES_RESPONSE,
         "LIST" => types::CONSUMER_LIST_RESPONSE,
         "PAUSE" => types::CONSUMER_PAUSE_RESPONSE,
+        "UNPIN" => chorus_jetstream::consumer::api::CONSUMER_UNPIN_RESPONSE,
         _ => SYSTEM_RESPONSE,
     })
 }

@@ -26,9 +26,10 @@ use chorus_jetstream::consumer::ack::parse_ack_subject;
 use chorus_jetstream::consumer::api::{
     ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerEndpoint, ConsumerInfoResponse,
     ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest, ConsumerPauseResponse,
-    ConsumersRequest, list_page, names_page, parse_endpoint,
+    ConsumerUnpinRequest, ConsumerUnpinResponse, ConsumersRequest, list_page, names_page,
+    parse_endpoint,
 };
-use chorus_jetstream::consumer::check::{CreateEnv, parse_create_subject};
+use chorus_jetstream::consumer::check::{CreateEnv, is_valid_group_name, parse_create_subject};
 use chorus_jetstream::consumer::view::StreamSummary;
 use chorus_jetstream::consumer::{
     Action, Advisory, AdvisoryKind, Consumer, ConsumerCheckContext, ConsumerConfig,
@@ -240,6 +241,9 @@ impl Runtime {
                 });
                 (to_json_vec(&ConsumerPauseResponse::ok(until, now_nanos())), false)
             }
+            Some(ConsumerEndpoint::Unpin { stream, consumer }) => {
+                self.consumer_unpin(acc, &stream, &consumer, body)
+            }
             Some(ConsumerEndpoint::LeaderStepdown { .. }) => {
                 (super::api::consumer_error(subject, ErrorId::ClusterRequired.error()), true)
             }
@@ -251,6 +255,46 @@ impl Runtime {
                 true,
             ),
         }
+    }
+
+    /// `$JS.API.CONSUMER.UNPIN.<stream>.<consumer>`, with nats-server's order of checks.
+    fn consumer_unpin(
+        &mut self,
+        acc: &mut AccountJs,
+        stream: &str,
+        consumer: &str,
+        body: &[u8],
+    ) -> (Vec<u8>, bool) {
+        let err = |e: ApiError| (to_json_vec(&ConsumerUnpinResponse::err(e)), true);
+        let req: ConsumerUnpinRequest = if body.is_empty() {
+            // Go's json.Unmarshal of nothing.
+            return err(ErrorId::InvalidJSON.with_err("unexpected end of JSON input"));
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return err(ErrorId::InvalidJSON.with_err(e)),
+            }
+        };
+        if req.group.is_empty() {
+            return err(ErrorId::InvalidJSON.with_err("consumer group not specified"));
+        }
+        if !is_valid_group_name(&req.group) {
+            return err(ErrorId::ConsumerInvalidGroupName.error());
+        }
+        if !acc.streams.contains_key(stream) {
+            return err(ErrorId::StreamNotFound.error());
+        }
+        let Some(c) = acc.consumers.get(stream).and_then(|m| m.get(consumer)) else {
+            return err(ErrorId::ConsumerNotFound.error());
+        };
+        if !c.config().priority_groups.contains(&req.group) {
+            return err(ErrorId::ConsumerInvalidPriorityGroup.error());
+        }
+        let group = req.group.clone();
+        self.consumer_event(acc, stream, consumer, |c, v, i, now| {
+            c.handle(now, Event::Unpin { group: &group }, v, i)
+        });
+        (to_json_vec(&ConsumerUnpinResponse::ok()), false)
     }
 
     fn consumer_create(
