@@ -20,6 +20,8 @@ use async_nats::{Client, HeaderMap, Message, Subscriber};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
+#[path = "../../scenarios/rust/consumer_pinned.rs"]
+mod consumer_pinned;
 #[path = "../../scenarios/rust/consumer_push.rs"]
 mod consumer_push;
 #[path = "../../scenarios/rust/headers.rs"]
@@ -59,6 +61,7 @@ macro_rules! registry {
 }
 
 registry!(
+    consumer_pinned,
     consumer_push,
     headers,
     jetstream_kv,
