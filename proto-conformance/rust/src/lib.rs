@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 mod consumer_pinned;
 #[path = "../../scenarios/rust/consumer_push.rs"]
 mod consumer_push;
+#[path = "../../scenarios/rust/consumer_reset.rs"]
+mod consumer_reset;
 #[path = "../../scenarios/rust/headers.rs"]
 mod headers;
 #[path = "../../scenarios/rust/jetstream_kv.rs"]
@@ -63,6 +65,7 @@ macro_rules! registry {
 registry!(
     consumer_pinned,
     consumer_push,
+    consumer_reset,
     headers,
     jetstream_kv,
     kv_watch,

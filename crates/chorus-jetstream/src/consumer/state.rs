@@ -639,6 +639,69 @@ impl Consumer {
         (info, std::mem::take(&mut self.out))
     }
 
+    /// `$JS.API.CONSUMER.RESET`: start over at stream sequence `seq` (0: just above the ack
+    /// floor), forgetting pending acks and redeliveries (`resetStartingSeqLocked` on a single
+    /// server). Returns the sequence it restarts at and what the restart delivers, or the
+    /// reason it is not allowed (for `invalid reset: {err}`).
+    pub fn reset(
+        &mut self,
+        now: i64,
+        seq: u64,
+        stream: &dyn ConsumerStream,
+        interest: &dyn DeliveryInterest,
+    ) -> Result<(u64, Vec<Action>), String> {
+        if self.closed {
+            return Err("consumer closed".into());
+        }
+        let seq = if seq == 0 {
+            self.asflr + 1
+        } else {
+            match self.cfg.deliver_policy {
+                DeliverPolicy::All => seq,
+                DeliverPolicy::ByStartSequence if seq < self.cfg.opt_start_seq => {
+                    return Err("below start seq".into());
+                }
+                DeliverPolicy::ByStartSequence => seq,
+                DeliverPolicy::ByStartTime => {
+                    let t = self.cfg.opt_start_time.map_or(0, |t| t.unix_nanos());
+                    if seq < stream.seq_for_time(t) {
+                        return Err("below start time".into());
+                    }
+                    seq
+                }
+                _ => return Err("not allowed".into()),
+            }
+        }
+        .max(1);
+        // `resetLocalStartingSeq`: a reset to just above the ack floor of an ack-all consumer
+        // knows its pending count without a recount.
+        let mut recount = self.sseq != seq || !self.pending.is_empty();
+        if recount
+            && seq == self.asflr + 1
+            && matches!(self.cfg.ack_policy, AckPolicy::All | AckPolicy::FlowControl)
+        {
+            self.npc += self.pending.len() as i64;
+            recount = false;
+        }
+        self.pending = PendingSet::default();
+        self.rdc.clear();
+        self.rdq.clear();
+        self.rdqi.clear();
+        self.sseq = seq;
+        self.dseq = 1;
+        self.adflr = 0;
+        self.asflr = seq - 1;
+        self.ldt = 0;
+        self.lat = 0;
+        self.store = ConsumerState::default();
+        self.store.set_starting(seq - 1);
+        if recount {
+            self.recompute_num_pending(stream);
+        }
+        self.run(now, stream, interest);
+        Ok((seq, std::mem::take(&mut self.out)))
+    }
+
     /// `info` with the dynamic versioning metadata responses carry.
     pub fn info_for_response(
         &mut self,

@@ -236,6 +236,10 @@ impl Runtime {
             }
             return;
         }
+        if subject.starts_with("$JS.API.CONSUMER.RESET.") {
+            // Answered by the consumer's own subscription (consumer.rs), never by the API.
+            return;
+        }
         if let Some(h) = m.headers.as_deref()
             && errors_on_required_level(headers::get(h, hdr::REQUIRED_API_LEVEL), API_LEVEL as u32)
         {

@@ -2,8 +2,10 @@
 //! requests, acks, timers and durable snapshots, around `chorus-jetstream`'s pure
 //! [`Consumer`] state machine.
 //!
-//! Each account has two internal subscriptions for all its consumers,
-//! `$JS.API.CONSUMER.MSG.NEXT.>` and `$JS.ACK.>`; the subject names the stream and consumer.
+//! Each account has internal subscriptions shared by all its consumers,
+//! `$JS.API.CONSUMER.MSG.NEXT.>`, `$JS.API.CONSUMER.RESET.>`, `$JS.ACK.>` and `$JS.FC.>` (flow
+//! control answers, push.rs); the subject names the stream and consumer. Push consumers'
+//! deliver-subject interest, flow control and pacing live in push.rs.
 //! Every event goes through [`Runtime::consumer_event`], which hands the state machine a
 //! read view of the stream store ([`StoreView`]) and carries out the returned [`Action`]s:
 //! deliveries, statuses and ack replies join the batch's replies (sent after its sync),
@@ -26,8 +28,8 @@ use chorus_jetstream::consumer::ack::parse_ack_subject;
 use chorus_jetstream::consumer::api::{
     ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerEndpoint, ConsumerInfoResponse,
     ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest, ConsumerPauseResponse,
-    ConsumerUnpinRequest, ConsumerUnpinResponse, ConsumersRequest, list_page, names_page,
-    parse_endpoint,
+    ConsumerResetRequest, ConsumerResetResponse, ConsumerUnpinRequest, ConsumerUnpinResponse,
+    ConsumersRequest, list_page, names_page, parse_endpoint,
 };
 use chorus_jetstream::consumer::check::{CreateEnv, is_valid_group_name, parse_create_subject};
 use chorus_jetstream::consumer::view::StreamSummary;
@@ -39,6 +41,9 @@ use chorus_jetstream::consumer::{
 };
 use chorus_jetstream::go::{Timestamp, to_json_vec};
 use chorus_jetstream::stream::config::RetentionPolicy;
+use chorus_jetstream::stream::headers;
+use chorus_jetstream::stream::metadata::errors_on_required_level;
+use chorus_jetstream::stream::publish::hdr;
 use chorus_store::{RemoveMode, StorageKind, StoredMsg, StreamStore, SubjectFilter};
 
 use super::internal::InternalMsg;
@@ -638,6 +643,74 @@ impl Runtime {
             c.handle(now, Event::PullRequest { reply: &reply, body: &m.payload }, v, i)
         });
         self.accounts.insert(acc.account.name.clone(), acc);
+    }
+
+    /// `$JS.API.CONSUMER.RESET.<stream>.<consumer>` (only for existing consumers: the sink
+    /// lets the rest through to no responders, as nats-server's per-consumer subscription).
+    /// The `Nats-Stream-Identity` answer header is not produced.
+    pub(super) fn handle_reset(&mut self, m: InternalMsg) {
+        let Some(reply) = m.reply.clone().filter(|r| !r.is_empty()) else { return };
+        let subject = String::from_utf8_lossy(&m.subject).into_owned();
+        let Some(ConsumerEndpoint::Reset { stream, consumer }) = parse_endpoint(&subject) else {
+            return;
+        };
+        let Some(mut acc) = self.accounts.remove(&m.account.name) else { return };
+        let body = self.consumer_reset(&mut acc, &stream, &consumer, &m);
+        self.out.push(Reply {
+            account: acc.account.clone(),
+            subject: reply,
+            reply: None,
+            shown_as: None,
+            headers: None,
+            payload: Bytes::from(body),
+            file_ack: None,
+        });
+        self.accounts.insert(acc.account.name.clone(), acc);
+    }
+
+    fn consumer_reset(
+        &mut self,
+        acc: &mut AccountJs,
+        stream: &str,
+        name: &str,
+        m: &InternalMsg,
+    ) -> Vec<u8> {
+        let err = |e: ApiError| to_json_vec(&ConsumerResetResponse::err(e));
+        if let Some(h) = m.headers.as_deref()
+            && errors_on_required_level(headers::get(h, hdr::REQUIRED_API_LEVEL), API_LEVEL as u32)
+        {
+            return err(ErrorId::RequiredApiLevel.error());
+        }
+        let req: ConsumerResetRequest = if m.payload.is_empty() {
+            ConsumerResetRequest::default()
+        } else {
+            match serde_json::from_slice(&m.payload) {
+                Ok(r) => r,
+                Err(e) => return err(ErrorId::InvalidJSON.with_err(e)),
+            }
+        };
+        let Some(s) = acc.streams.get(stream) else {
+            return err(ErrorId::ConsumerInvalidReset.with_err("consumer closed"));
+        };
+        let Some(c) = acc.consumers.get_mut(stream).and_then(|cs| cs.get_mut(name)) else {
+            return err(ErrorId::ConsumerInvalidReset.with_err("consumer closed"));
+        };
+        let account = acc.account.clone();
+        let interest = |subj: &str| has_interest(&account, subj);
+        let (seq, actions) = match c.reset(now_nanos(), req.seq, &StoreView(&*s.store), &interest) {
+            Ok(r) => r,
+            Err(e) => return err(ErrorId::ConsumerInvalidReset.with_err(e)),
+        };
+        if persisted(s, c) {
+            self.consumers_dirty.insert((acc.account.name.clone(), stream.into(), name.into()));
+        }
+        self.apply_actions(acc, stream, name, actions);
+        // Interest retention: what the consumer skipped over is no longer needed by it.
+        self.drop_uninteresting(acc, stream, 0);
+        match self.consumer_info(acc, stream, name) {
+            Some(info) => to_json_vec(&ConsumerResetResponse::ok(info, seq)),
+            None => err(ErrorId::ConsumerInvalidReset.with_err("consumer closed")),
+        }
     }
 
     /// A message on `$JS.ACK.>`.

@@ -49,6 +49,10 @@ pub(crate) enum Target {
     Ack,
     /// `$JS.FC.>`: answers to push consumers' flow control requests.
     FlowControl,
+    /// `$JS.API.CONSUMER.RESET.>`: resets of existing consumers (each consumer's own
+    /// subscription in nats-server). The API subscription takes them too and stays silent, so
+    /// a reset of an unknown consumer times out as with nats-server.
+    Reset,
 }
 
 impl Target {
@@ -61,6 +65,7 @@ impl Target {
             Target::Next => Bytes::from_static(b"next"),
             Target::Ack => Bytes::from_static(b"ack"),
             Target::FlowControl => Bytes::from_static(b"fc"),
+            Target::Reset => Bytes::from_static(b"reset"),
         }
     }
 
@@ -72,6 +77,7 @@ impl Target {
             b"next" => Some(Target::Next),
             b"ack" => Some(Target::Ack),
             b"fc" => Some(Target::FlowControl),
+            b"reset" => Some(Target::Reset),
             [b's', rest @ ..] => num(rest).map(Target::Stream),
             [b'd', rest @ ..] => num(rest).map(Target::Direct),
             _ => None,
@@ -238,8 +244,9 @@ impl InternalSink {
         let _ = self.shared.tx.send(Work::Interest(account, key.1));
     }
 
-    fn serves_next(&self, account: &Account, subject: &[u8]) -> bool {
-        let Some(rest) = subject.strip_prefix(b"$JS.API.CONSUMER.MSG.NEXT.") else {
+    /// Whether the consumer a pull request (or reset) names exists.
+    fn serves(&self, account: &Account, subject: &[u8], prefix: &[u8]) -> bool {
+        let Some(rest) = subject.strip_prefix(prefix) else {
             return false;
         };
         let key = format!("{} {}", account.name, String::from_utf8_lossy(rest));
@@ -263,7 +270,7 @@ impl InternalSink {
     pub(crate) fn accounting(msg: &InternalMsg) -> Dequeued {
         let api = matches!(
             msg.target,
-            Target::Api | Target::DomainApi | Target::Direct(_) | Target::Next
+            Target::Api | Target::DomainApi | Target::Direct(_) | Target::Next | Target::Reset
         );
         Dequeued { size: msg.size(), api }
     }
@@ -287,7 +294,10 @@ impl InternalSink {
             // keeps them out of its `$JS.API.>` import.
             return false;
         }
-        if target == Target::Next && !self.serves_next(account, subject) {
+        if target == Target::Next && !self.serves(account, subject, b"$JS.API.CONSUMER.MSG.NEXT.") {
+            return false;
+        }
+        if target == Target::Reset && !self.serves(account, subject, b"$JS.API.CONSUMER.RESET.") {
             return false;
         }
         let msg = InternalMsg {

@@ -337,6 +337,7 @@ impl Runtime {
             ("$JS.API.CONSUMER.MSG.NEXT.>", Target::Next),
             ("$JS.ACK.>", Target::Ack),
             ("$JS.FC.>", Target::FlowControl),
+            ("$JS.API.CONSUMER.RESET.>", Target::Reset),
         ] {
             acc.consumer_subs.push(subscribe(account, &acc.client, subject, target));
         }
@@ -468,6 +469,7 @@ impl Runtime {
             Target::Next => self.handle_next(m),
             Target::Ack => self.handle_ack(m),
             Target::FlowControl => self.handle_flow_control(m),
+            Target::Reset => self.handle_reset(m),
         }
     }
 
