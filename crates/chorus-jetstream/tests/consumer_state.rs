@@ -607,11 +607,17 @@ fn rate_limit_and_original_replay_set_not_before() {
     let ctx = ConsumerContext::for_stream(&w.cfg, 600);
     w.c = Consumer::create("R", w.c.config().clone(), Timestamp::ZERO, ctx, T0, &w.stream);
     w.c.set_initial_interest(T0, true);
-    let d = deliveries(&w.tick(T0));
-    assert_eq!(d.len(), 3);
-    // 1000 bytes/s: the first message fits the burst, then each waits for its bytes.
+    assert_eq!(w.c.next_deadline(), Some(1), "a bound push consumer starts at once");
+    let mut d = deliveries(&w.tick(T0));
+    // 1000 bytes/s: the first message fits the burst, the second waits for its bytes, and
+    // the loop stops there until the second is due.
+    assert_eq!(d.len(), 2);
     assert_eq!(d[0].not_before, T0);
-    assert!(d[1].not_before > d[0].not_before && d[2].not_before > d[1].not_before);
+    assert!(d[1].not_before > d[0].not_before);
+    assert_eq!(w.c.next_deadline(), Some(d[1].not_before));
+    assert!(deliveries(&w.tick(d[1].not_before - 1)).is_empty());
+    d.extend(deliveries(&w.tick(d[1].not_before)));
+    assert_eq!(d.len(), 3);
     let size = (d[1].subject.len() + d[1].reply.len() + d[1].payload.len()) as i64;
     assert_eq!(d[2].not_before - d[1].not_before, size * MS, "{size} bytes at 1000 B/s");
 
@@ -638,7 +644,9 @@ fn rate_limit_and_original_replay_set_not_before() {
         ..r
     };
     r2.c.set_initial_interest(T0, true);
-    let d = deliveries(&r2.tick(T0));
+    let mut d = deliveries(&r2.tick(T0));
+    assert_eq!(d.iter().map(|d| d.not_before - T0).collect::<Vec<_>>(), [0, 3 * S]);
+    d.extend(deliveries(&r2.tick(T0 + 3 * S)));
     assert_eq!(d.iter().map(|d| d.not_before - T0).collect::<Vec<_>>(), [0, 3 * S, 3 * S]);
 }
 
@@ -898,4 +906,51 @@ fn choiros_sync_worker() {
     );
     assert_eq!(deliveries(&a).iter().map(|d| d.stream_seq).collect::<Vec<_>>(), [2]);
     assert_eq!(statuses(&a)[0].code, 404);
+}
+
+#[test]
+fn reset_starts_over_without_pending_or_redelivery_counts() {
+    let mut w = World::new(
+        RetentionPolicy::Limits,
+        r#"{"durable_name":"R","deliver_subject":"out","ack_policy":"explicit","ack_wait":10000000000}"#,
+    );
+    w.c.set_initial_interest(T0, true);
+    let mut d = Vec::new();
+    for s in ["s.a", "s.b", "s.c"] {
+        d.extend(deliveries(&w.publish(T0, s, s).1));
+    }
+    assert_eq!(d.len(), 3);
+    w.ack(T0 + MS, &d[0], "+ACK");
+    // s.b was naked and redelivered: it has a redelivery count.
+    w.ack(T0 + MS, &d[1], "-NAK");
+    assert_eq!(w.c.redelivered().get(&2), Some(&1));
+    // Back to just above the ack floor: s.b and s.c again, as first deliveries, consumer
+    // sequences from 1.
+    let (seq, a) = w.c.reset(T0 + 2 * MS, 0, &w.stream, &AlwaysInterested).unwrap();
+    assert_eq!(seq, 2);
+    let again = deliveries(&a);
+    let got: Vec<_> =
+        again.iter().map(|d| (d.stream_seq, d.consumer_seq, d.delivery_count)).collect();
+    assert_eq!(got, [(2, 1, 1), (3, 2, 1)]);
+    let i = w.info(T0 + 3 * MS);
+    assert_eq!((i.ack_floor.stream, i.ack_floor.consumer, i.num_ack_pending), (1, 0, 2));
+    assert_eq!(i.num_redelivered, 0);
+    // A reset to a sequence past the stream waits for it.
+    let (seq, a) = w.c.reset(T0 + 4 * MS, 10, &w.stream, &AlwaysInterested).unwrap();
+    assert_eq!((seq, deliveries(&a).len()), (10, 0));
+    assert_eq!(w.info(T0 + 5 * MS).num_pending, 0);
+
+    // Policies that do not allow a given sequence.
+    let mut n = World::new(
+        RetentionPolicy::Limits,
+        r#"{"durable_name":"N","ack_policy":"explicit","deliver_policy":"new"}"#,
+    );
+    assert_eq!(n.c.reset(T0, 1, &n.stream, &AlwaysInterested).unwrap_err(), "not allowed");
+    assert!(n.c.reset(T0, 0, &n.stream, &AlwaysInterested).is_ok(), "the ack floor always is");
+    let mut b = World::new(
+        RetentionPolicy::Limits,
+        r#"{"durable_name":"B","ack_policy":"explicit","deliver_policy":"by_start_sequence","opt_start_seq":3}"#,
+    );
+    assert_eq!(b.c.reset(T0, 2, &b.stream, &AlwaysInterested).unwrap_err(), "below start seq");
+    assert_eq!(b.c.reset(T0, 3, &b.stream, &AlwaysInterested).unwrap().0, 3);
 }

@@ -47,13 +47,20 @@
 //! [`Sublist::match_with_generation`] returns a result together with the generation it is
 //! valid for.
 //!
+//! # Change hook
+//!
+//! [`Sublist::set_change_hook`] installs a callback that runs after every successful insert
+//! or remove with the subscription's subject, outside the locks. The JetStream runtime uses it
+//! the way nats-server uses `registerNotification`: a push consumer learns when its deliver
+//! subject gains or loses a subscriber without polling.
+//!
 //! Locking: the trie is behind an `RwLock` (matches share it, mutations are exclusive); the
 //! cache has its own `RwLock`, so a cache hit never touches the trie lock. Lock order is
 //! always trie, then cache.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chorus_proto::subject::{FWC, PWC, TSEP, is_valid_queue_name, is_valid_subject};
 use rustc_hash::FxHashMap;
@@ -532,7 +539,11 @@ pub struct Sublist<T> {
     cache_hits: AtomicU64,
     // Every empty result shares this one allocation.
     empty: Arc<SublistResult<T>>,
+    hook: OnceLock<ChangeHook>,
 }
+
+/// Called with a subscription's subject after it was inserted or removed (see the crate docs).
+pub type ChangeHook = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 impl<T> fmt::Debug for Sublist<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -572,6 +583,18 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
             matches: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             empty: Arc::new(SublistResult::default()),
+            hook: OnceLock::new(),
+        }
+    }
+
+    /// Installs the change hook; only the first call takes effect (returns false after).
+    pub fn set_change_hook(&self, hook: ChangeHook) -> bool {
+        self.hook.set(hook).is_ok()
+    }
+
+    fn changed(&self, subject: &[u8]) {
+        if let Some(h) = self.hook.get() {
+            h(subject);
         }
     }
 
@@ -628,6 +651,8 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
         }
         trie.count += 1;
         trie.inserts += 1;
+        drop(guard);
+        self.changed(subject);
         Ok(())
     }
 
@@ -646,6 +671,8 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
         trie.count -= 1;
         trie.removes += 1;
         self.publish_change(|c| c.remove_matching(subject));
+        drop(trie);
+        self.changed(subject);
         Ok(())
     }
 
@@ -661,18 +688,27 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
     {
         let mut trie = write(&self.trie);
         let mut removed = 0;
+        let hooked = self.hook.get().is_some();
+        let mut subjects = Vec::new();
         for (subject, queue, item) in items {
             let subject = subject.as_ref();
             if is_valid_subject(subject)
                 && trie.root.remove(subject, queue.as_ref().map(AsRef::as_ref), &item).is_ok()
             {
                 removed += 1;
+                if hooked {
+                    subjects.push(subject.to_vec());
+                }
             }
         }
         if removed > 0 {
             trie.count -= removed;
             trie.removes += removed as u64;
             self.publish_change(|c| c.map.clear());
+        }
+        drop(trie);
+        for s in subjects {
+            self.changed(&s);
         }
         removed
     }

@@ -538,3 +538,21 @@ fn very_long_subjects() {
     sl.remove(tail.as_bytes(), None, &3).unwrap();
     assert!(read(&sl.trie).root.is_empty());
 }
+
+#[test]
+fn change_hook_sees_every_successful_mutation() {
+    let sl = Sublist::new();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    assert!(sl.set_change_hook(Box::new(move |s| {
+        s2.lock().unwrap().push(String::from_utf8_lossy(s).into_owned())
+    })));
+    assert!(!sl.set_change_hook(Box::new(|_| {})), "only one hook");
+    sl.insert(b"a.b", None, 1).unwrap();
+    sl.insert(b"a.*", Some(b"q"), 2).unwrap();
+    assert!(sl.insert(b"a..b", None, 3).is_err());
+    sl.remove(b"a.b", None, &1).unwrap();
+    assert!(sl.remove(b"a.b", None, &1).is_err());
+    assert_eq!(sl.remove_batch([(b"a.*".as_slice(), Some(b"q".as_slice()), 2)]), 1);
+    assert_eq!(*seen.lock().unwrap(), ["a.b", "a.*", "a.b", "a.*"]);
+}

@@ -20,14 +20,24 @@ use async_nats::{Client, HeaderMap, Message, Subscriber};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
+#[path = "../../scenarios/rust/consumer_pinned.rs"]
+mod consumer_pinned;
+#[path = "../../scenarios/rust/consumer_push.rs"]
+mod consumer_push;
+#[path = "../../scenarios/rust/consumer_reset.rs"]
+mod consumer_reset;
 #[path = "../../scenarios/rust/headers.rs"]
 mod headers;
 #[path = "../../scenarios/rust/jetstream_kv.rs"]
 mod jetstream_kv;
+#[path = "../../scenarios/rust/kv_watch.rs"]
+mod kv_watch;
 #[path = "../../scenarios/rust/max_payload.rs"]
 mod max_payload;
 #[path = "../../scenarios/rust/no_responders.rs"]
 mod no_responders;
+#[path = "../../scenarios/rust/object_store.rs"]
+mod object_store;
 #[path = "../../scenarios/rust/pub_sub.rs"]
 mod pub_sub;
 #[path = "../../scenarios/rust/queue_group.rs"]
@@ -53,10 +63,15 @@ macro_rules! registry {
 }
 
 registry!(
+    consumer_pinned,
+    consumer_push,
+    consumer_reset,
     headers,
     jetstream_kv,
+    kv_watch,
     max_payload,
     no_responders,
+    object_store,
     pub_sub,
     queue_group,
     request_reply,

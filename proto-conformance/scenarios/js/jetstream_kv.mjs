@@ -1,6 +1,5 @@
 // Key-value buckets with nats.js v3 (@nats-io/kv): create, put/get, create conflicts,
-// update with revisions, delete, purge, status. Watchers, history and keys need consumers
-// (a later issue) and are not part of this scenario.
+// update with revisions, delete, purge, status. Watchers, history and keys: kv_watch.mjs.
 //! flags: -js
 import { connectTo, scenario } from "../../js/lib.mjs";
 import { Kvm, describeJsError } from "./_jetstream.mjs";

@@ -137,6 +137,72 @@ response!(
     }
 );
 
+/// The `type` of CONSUMER.UNPIN responses.
+pub const CONSUMER_UNPIN_RESPONSE: &str = "io.nats.jetstream.api.v1.consumer_unpin_response";
+
+response!(
+    /// CONSUMER.UNPIN response: nothing but the type (and an error).
+    ConsumerUnpinResponse, CONSUMER_UNPIN_RESPONSE {}
+);
+
+impl ConsumerUnpinResponse {
+    pub fn ok() -> Self {
+        ConsumerUnpinResponse { kind: Self::TYPE.into(), error: None }
+    }
+    pub fn err(e: ApiError) -> Self {
+        ConsumerUnpinResponse { kind: Self::TYPE.into(), error: Some(e) }
+    }
+}
+
+/// CONSUMER.UNPIN request body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ConsumerUnpinRequest {
+    #[serde(default)]
+    pub group: String,
+}
+
+/// The `type` of CONSUMER.RESET responses.
+pub const CONSUMER_RESET_RESPONSE: &str = "io.nats.jetstream.api.v1.consumer_reset_response";
+
+/// CONSUMER.RESET response: the consumer's info after the reset (absent on errors) and the
+/// sequence it restarts at (always present, 0 on errors).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsumerResetResponse {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub info: Option<ConsumerInfo>,
+    pub reset_seq: u64,
+}
+
+impl ConsumerResetResponse {
+    pub fn ok(info: ConsumerInfo, reset_seq: u64) -> Self {
+        ConsumerResetResponse {
+            kind: CONSUMER_RESET_RESPONSE.into(),
+            error: None,
+            info: Some(info),
+            reset_seq,
+        }
+    }
+    pub fn err(e: ApiError) -> Self {
+        ConsumerResetResponse {
+            kind: CONSUMER_RESET_RESPONSE.into(),
+            error: Some(e),
+            info: None,
+            reset_seq: 0,
+        }
+    }
+}
+
+/// CONSUMER.RESET request body (optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ConsumerResetRequest {
+    #[serde(default)]
+    pub seq: u64,
+}
+
 impl ConsumerCreateResponse {
     pub fn ok(info: ConsumerInfo) -> Self {
         ConsumerCreateResponse { kind: Self::TYPE.into(), error: None, info: Some(info) }

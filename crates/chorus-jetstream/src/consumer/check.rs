@@ -221,7 +221,7 @@ fn go_atoi(s: &str) -> Result<i64, String> {
 }
 
 /// nats-server's `validGroupName`: `^[a-zA-Z0-9/_=-]{1,16}$`.
-fn is_valid_group_name(g: &str) -> bool {
+pub fn is_valid_group_name(g: &str) -> bool {
     (1..=16).contains(&g.len())
         && g.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'=' | b'-'))
 }

@@ -15,7 +15,9 @@
 //! Deliberate differences from nats-server, all about timing granularity: deadlines are
 //! exact (no 1 ms timer slack, no random jitter on inactivity thresholds); a request or ack
 //! deadline at exactly `now` counts as reached; a delivery that must wait (rate limit,
-//! `replay_policy: original`) is decided now and carries `not_before` instead of blocking.
+//! `replay_policy: original`) is decided now and carries `not_before` instead of blocking;
+//! the loop then stops until that time ([`Consumer::next_deadline`]), so at most one
+//! delivery waits ahead of its time.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -171,6 +173,80 @@ impl Limiter {
     }
 }
 
+/// Delivered, unacknowledged messages (stream seq -> consumer seq and delivery time), with
+/// an index by delivery time so the earliest ack deadline is found without a scan (the
+/// runtime asks for [`Consumer::next_deadline`] on every pass). Every change goes through
+/// these methods, which keep the two in step.
+#[derive(Debug, Clone, Default)]
+struct PendingSet {
+    map: BTreeMap<u64, Pending>,
+    by_time: BTreeSet<(i64, u64)>,
+}
+
+impl PendingSet {
+    fn from_map(map: BTreeMap<u64, Pending>) -> PendingSet {
+        let by_time = map.iter().map(|(s, p)| (p.timestamp, *s)).collect();
+        PendingSet { map, by_time }
+    }
+    fn map(&self) -> &BTreeMap<u64, Pending> {
+        &self.map
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    fn get(&self, seq: &u64) -> Option<&Pending> {
+        self.map.get(seq)
+    }
+    fn contains_key(&self, seq: &u64) -> bool {
+        self.map.contains_key(seq)
+    }
+    fn iter(&self) -> std::collections::btree_map::Iter<'_, u64, Pending> {
+        self.map.iter()
+    }
+    fn keys(&self) -> std::collections::btree_map::Keys<'_, u64, Pending> {
+        self.map.keys()
+    }
+    fn range(
+        &self,
+        r: impl std::ops::RangeBounds<u64>,
+    ) -> std::collections::btree_map::Range<'_, u64, Pending> {
+        self.map.range(r)
+    }
+    fn insert(&mut self, seq: u64, p: Pending) {
+        if let Some(old) = self.map.insert(seq, p) {
+            self.by_time.remove(&(old.timestamp, seq));
+        }
+        self.by_time.insert((p.timestamp, seq));
+    }
+    fn remove(&mut self, seq: &u64) -> Option<Pending> {
+        let p = self.map.remove(seq)?;
+        self.by_time.remove(&(p.timestamp, *seq));
+        Some(p)
+    }
+    /// Sets the delivery time of `seq`; returns its consumer sequence if it is pending.
+    fn set_timestamp(&mut self, seq: u64, ts: i64) -> Option<u64> {
+        let p = self.map.get_mut(&seq)?;
+        self.by_time.remove(&(p.timestamp, seq));
+        p.timestamp = ts;
+        self.by_time.insert((ts, seq));
+        Some(p.sequence)
+    }
+    /// Pending entries in delivery-time order.
+    fn by_time(&self) -> impl Iterator<Item = (i64, u64)> + '_ {
+        self.by_time.iter().copied()
+    }
+}
+
+impl std::ops::Index<&u64> for PendingSet {
+    type Output = Pending;
+    fn index(&self, seq: &u64) -> &Pending {
+        &self.map[seq]
+    }
+}
+
 /// Why the next message could not be fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NextErr {
@@ -194,7 +270,7 @@ pub struct Consumer {
     dseq: u64,
     adflr: u64,
     asflr: u64,
-    pending: BTreeMap<u64, Pending>,
+    pending: PendingSet,
     rdc: BTreeMap<u64, u64>,
     rdq: VecDeque<u64>,
     rdqi: BTreeSet<u64>,
@@ -223,6 +299,9 @@ pub struct Consumer {
     lts: i64,
     send_clock: i64,
     limiter: Option<Limiter>,
+    /// A paced delivery (rate limit, original replay) is due then: the loop stops there so
+    /// at most one delivery waits ahead of time.
+    resume_at: i64,
     pin_id: String,
     pinned_ts: i64,
     pin_deadline: i64,
@@ -285,7 +364,7 @@ impl Consumer {
             dseq: 0,
             adflr: 0,
             asflr: 0,
-            pending: BTreeMap::new(),
+            pending: PendingSet::default(),
             rdc: BTreeMap::new(),
             rdq: VecDeque::new(),
             rdqi: BTreeSet::new(),
@@ -313,6 +392,7 @@ impl Consumer {
             lts: 0,
             send_clock: 0,
             limiter,
+            resume_at: 0,
             pin_id: String::new(),
             pinned_ts: 0,
             pin_deadline: 0,
@@ -325,9 +405,14 @@ impl Consumer {
 
     /// Push consumers: whether the deliver subject had a subscriber when the consumer
     /// started (nats-server learns this before it answers the create request). Delivers
-    /// nothing by itself; later changes come as [`Event::Interest`].
+    /// nothing by itself, so the create response can go first: with a listener the next
+    /// deadline is "now" and the following [`Event::Tick`] starts delivering. Later changes
+    /// come as [`Event::Interest`].
     pub fn set_initial_interest(&mut self, now: i64, active: bool) {
         self.update_interest(now, active);
+        if active && self.cfg.is_push() {
+            self.more = true;
+        }
     }
 
     // ---- accessors --------------------------------------------------------------------------
@@ -350,7 +435,7 @@ impl Consumer {
     }
     /// Delivered but unacknowledged messages: stream seq -> (consumer seq, delivery time).
     pub fn pending(&self) -> &BTreeMap<u64, Pending> {
-        &self.pending
+        self.pending.map()
     }
     /// Redelivery counts by stream sequence.
     pub fn redelivered(&self) -> &BTreeMap<u64, u64> {
@@ -410,16 +495,15 @@ impl Consumer {
         if self.more {
             at(1);
         }
-        for (seq, p) in &self.pending {
-            if !self.rdqi.contains(seq) && self.cfg.ack_wait > 0 {
-                at(p.timestamp.saturating_add(self.ack_deadline(*seq)));
-            }
+        if self.cfg.ack_wait > 0 {
+            at(self.next_ack_deadline());
         }
         for wr in self.waiting.iter() {
             at(wr.expires);
             at(wr.hbt);
         }
         at(self.hb_next);
+        at(self.resume_at);
         at(self.dtmr);
         at(self.unpause_at);
         at(self.pin_deadline);
@@ -462,17 +546,16 @@ impl Consumer {
             Event::ConfigUpdate(cfg) => self.update_config(now, *cfg, stream),
             Event::Pause(until) => self.pause(now, until),
             Event::Unpin { group } => {
-                if !self.pin_id.is_empty() {
-                    self.unassign_pin();
-                    self.advise(
-                        now,
-                        AdvisoryKind::Unpinned {
-                            account: self.ctx.account.clone(),
-                            group: group.to_string(),
-                            reason: "admin".into(),
-                        },
-                    );
-                }
+                // nats-server advises even when nothing was pinned.
+                self.unassign_pin();
+                self.advise(
+                    now,
+                    AdvisoryKind::Unpinned {
+                        account: self.ctx.account.clone(),
+                        group: group.to_string(),
+                        reason: "admin".into(),
+                    },
+                );
             }
             Event::Tick => self.tick(now, stream, interest),
             Event::Delete => {
@@ -554,6 +637,69 @@ impl Consumer {
                 .collect(),
         };
         (info, std::mem::take(&mut self.out))
+    }
+
+    /// `$JS.API.CONSUMER.RESET`: start over at stream sequence `seq` (0: just above the ack
+    /// floor), forgetting pending acks and redeliveries (`resetStartingSeqLocked` on a single
+    /// server). Returns the sequence it restarts at and what the restart delivers, or the
+    /// reason it is not allowed (for `invalid reset: {err}`).
+    pub fn reset(
+        &mut self,
+        now: i64,
+        seq: u64,
+        stream: &dyn ConsumerStream,
+        interest: &dyn DeliveryInterest,
+    ) -> Result<(u64, Vec<Action>), String> {
+        if self.closed {
+            return Err("consumer closed".into());
+        }
+        let seq = if seq == 0 {
+            self.asflr + 1
+        } else {
+            match self.cfg.deliver_policy {
+                DeliverPolicy::All => seq,
+                DeliverPolicy::ByStartSequence if seq < self.cfg.opt_start_seq => {
+                    return Err("below start seq".into());
+                }
+                DeliverPolicy::ByStartSequence => seq,
+                DeliverPolicy::ByStartTime => {
+                    let t = self.cfg.opt_start_time.map_or(0, |t| t.unix_nanos());
+                    if seq < stream.seq_for_time(t) {
+                        return Err("below start time".into());
+                    }
+                    seq
+                }
+                _ => return Err("not allowed".into()),
+            }
+        }
+        .max(1);
+        // `resetLocalStartingSeq`: a reset to just above the ack floor of an ack-all consumer
+        // knows its pending count without a recount.
+        let mut recount = self.sseq != seq || !self.pending.is_empty();
+        if recount
+            && seq == self.asflr + 1
+            && matches!(self.cfg.ack_policy, AckPolicy::All | AckPolicy::FlowControl)
+        {
+            self.npc += self.pending.len() as i64;
+            recount = false;
+        }
+        self.pending = PendingSet::default();
+        self.rdc.clear();
+        self.rdq.clear();
+        self.rdqi.clear();
+        self.sseq = seq;
+        self.dseq = 1;
+        self.adflr = 0;
+        self.asflr = seq - 1;
+        self.ldt = 0;
+        self.lat = 0;
+        self.store = ConsumerState::default();
+        self.store.set_starting(seq - 1);
+        if recount {
+            self.recompute_num_pending(stream);
+        }
+        self.run(now, stream, interest);
+        Ok((seq, std::mem::take(&mut self.out)))
     }
 
     /// `info` with the dynamic versioning metadata responses carry.
@@ -638,7 +784,7 @@ impl Consumer {
         self.dseq = state.delivered.consumer + 1;
         self.adflr = state.ack_floor.consumer;
         self.asflr = state.ack_floor.stream;
-        self.pending = state.pending.clone();
+        self.pending = PendingSet::from_map(state.pending.clone());
         self.rdc = state.redelivered.clone();
     }
 
@@ -748,7 +894,7 @@ impl Consumer {
                 stream: self.sseq.saturating_sub(1),
             },
             ack_floor: SequencePair { consumer: self.adflr, stream: self.asflr },
-            pending: self.pending.clone(),
+            pending: self.pending.map().clone(),
             redelivered: self.rdc.clone(),
         };
     }
@@ -792,6 +938,33 @@ impl Consumer {
 
     fn on_rdq(&self, seq: u64) -> bool {
         self.rdqi.contains(&seq)
+    }
+
+    /// The earliest ack deadline of a pending message not queued for redelivery. Without a
+    /// backoff every message waits `ack_wait`, so the oldest delivery decides (messages on the
+    /// redelivery queue are skipped, they are few); with one the steps differ per message and
+    /// all are looked at.
+    fn next_ack_deadline(&self) -> i64 {
+        let d = if self.cfg.backoff.is_empty() {
+            self.pending
+                .by_time()
+                .find(|(_, seq)| !self.rdqi.contains(seq))
+                .map_or(0, |(ts, _)| ts.saturating_add(self.cfg.ack_wait))
+        } else {
+            self.scan_ack_deadline()
+        };
+        debug_assert_eq!(d, self.scan_ack_deadline(), "the time index is out of step");
+        d
+    }
+
+    fn scan_ack_deadline(&self) -> i64 {
+        self.pending
+            .iter()
+            .filter(|(seq, _)| !self.rdqi.contains(seq))
+            .map(|(seq, p)| p.timestamp.saturating_add(self.ack_deadline(*seq)))
+            .filter(|t| *t > 0)
+            .min()
+            .unwrap_or(0)
     }
 
     /// The ack deadline of `seq` relative to its delivery: `ack_wait`, or with a backoff the
@@ -889,8 +1062,8 @@ impl Consumer {
             let off = now - self.pending[&first].timestamp;
             for &seq in &expired {
                 self.add_to_rdq(seq);
-                if let Some(p) = self.pending.get_mut(&seq) {
-                    p.timestamp += off;
+                if let Some(p) = self.pending.get(&seq).copied() {
+                    self.pending.set_timestamp(seq, p.timestamp + off);
                 }
             }
         }
@@ -918,8 +1091,8 @@ impl Consumer {
             let off = now - self.pending[&first].timestamp;
             for &seq in &expired {
                 self.add_to_rdq(seq);
-                if let Some(p) = self.pending.get_mut(&seq) {
-                    p.timestamp += off;
+                if let Some(p) = self.pending.get(&seq).copied() {
+                    self.pending.set_timestamp(seq, p.timestamp + off);
                 }
             }
         }
@@ -1001,7 +1174,7 @@ impl Consumer {
             // An ack could still come for the latest delivery: wait for its deadline plus
             // the threshold.
             let mut delay = 0;
-            for (&seq, p) in &self.pending {
+            for (&seq, p) in self.pending.iter() {
                 let wait = self.ack_deadline(seq) + ACK_WAIT_DELAY;
                 let ts = p.timestamp + wait + self.dthresh;
                 if ts > now {
@@ -1479,10 +1652,15 @@ impl Consumer {
     /// One pass of `loopAndGatherMsgs`: deliver until something says wait.
     fn run(&mut self, now: i64, stream: &dyn ConsumerStream, interest: &dyn DeliveryInterest) {
         self.more = false;
+        self.resume_at = 0;
         let mut max_ack_stall = false;
         let mut count = 0;
         loop {
             if self.cfg.is_paused_at(now) {
+                break;
+            }
+            if self.send_clock > now {
+                self.resume_at = self.send_clock;
                 break;
             }
             if self.cfg.is_push() {
@@ -1614,11 +1792,8 @@ impl Consumer {
             self.adflr = dseq;
             self.asflr = seq;
         } else {
-            match self.pending.get_mut(&seq) {
-                Some(p) => p.timestamp = at,
-                None => {
-                    self.pending.insert(seq, Pending { sequence: dseq, timestamp: at });
-                }
+            if self.pending.set_timestamp(seq, at).is_none() {
+                self.pending.insert(seq, Pending { sequence: dseq, timestamp: at });
             }
         }
         self.out.push(Action::Deliver(Delivery {
@@ -1840,9 +2015,7 @@ impl Consumer {
             self.remove_from_rdq(sseq);
             // Due `d` from now: "now minus ack wait" is already expired.
             let ts = now - self.cfg.ack_wait + d;
-            if let Some(p) = self.pending.get_mut(&sseq) {
-                p.timestamp = ts;
-                let pseq = p.sequence;
+            if let Some(pseq) = self.pending.set_timestamp(sseq, ts) {
                 self.update_delivered(pseq, sseq, dc, ts, now);
             }
             return;
@@ -1868,9 +2041,7 @@ impl Consumer {
     }
 
     fn progress_update(&mut self, now: i64, seq: u64) {
-        if let Some(p) = self.pending.get_mut(&seq) {
-            p.timestamp = now;
-            let pseq = p.sequence;
+        if let Some(pseq) = self.pending.set_timestamp(seq, now) {
             self.update_delivered(pseq, seq, 1, now, now);
         }
     }

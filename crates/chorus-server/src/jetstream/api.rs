@@ -106,6 +106,7 @@ fn consumer_type(subject: &str) -> Option<&'static str> {
         "NAMES" => types::CONSUMER_NAMES_RESPONSE,
         "LIST" => types::CONSUMER_LIST_RESPONSE,
         "PAUSE" => types::CONSUMER_PAUSE_RESPONSE,
+        "UNPIN" => chorus_jetstream::consumer::api::CONSUMER_UNPIN_RESPONSE,
         _ => SYSTEM_RESPONSE,
     })
 }
@@ -291,6 +292,10 @@ impl Runtime {
                     file_ack: None,
                 });
             }
+            return;
+        }
+        if subject.starts_with("$JS.API.CONSUMER.RESET.") {
+            // Answered by the consumer's own subscription (consumer.rs), never by the API.
             return;
         }
         if let Some(h) = m.headers.as_deref()

@@ -2,8 +2,10 @@
 //! requests, acks, timers and durable snapshots, around `chorus-jetstream`'s pure
 //! [`Consumer`] state machine.
 //!
-//! Each account has two internal subscriptions for all its consumers,
-//! `$JS.API.CONSUMER.MSG.NEXT.>` and `$JS.ACK.>`; the subject names the stream and consumer.
+//! Each account has internal subscriptions shared by all its consumers,
+//! `$JS.API.CONSUMER.MSG.NEXT.>`, `$JS.API.CONSUMER.RESET.>`, `$JS.ACK.>` and `$JS.FC.>` (flow
+//! control answers, push.rs); the subject names the stream and consumer. Push consumers'
+//! deliver-subject interest, flow control and pacing live in push.rs.
 //! Every event goes through [`Runtime::consumer_event`], which hands the state machine a
 //! read view of the stream store ([`StoreView`]) and carries out the returned [`Action`]s:
 //! deliveries, statuses and ack replies join the batch's replies (sent after its sync),
@@ -15,6 +17,7 @@
 //! restart here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chorus_conf::Options;
@@ -24,21 +27,27 @@ use chorus_jetstream::api::account::untiered;
 use chorus_jetstream::consumer::ack::parse_ack_subject;
 use chorus_jetstream::consumer::api::{
     ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerEndpoint, ConsumerInfoResponse,
-    ConsumerListResponse, ConsumerNamesResponse, ConsumersRequest, list_page, names_page,
-    parse_endpoint,
+    ConsumerListResponse, ConsumerNamesResponse, ConsumerPauseRequest, ConsumerPauseResponse,
+    ConsumerResetRequest, ConsumerResetResponse, ConsumerUnpinRequest, ConsumerUnpinResponse,
+    ConsumersRequest, list_page, names_page, parse_endpoint,
 };
-use chorus_jetstream::consumer::check::{CreateEnv, parse_create_subject};
+use chorus_jetstream::consumer::check::{CreateEnv, is_valid_group_name, parse_create_subject};
 use chorus_jetstream::consumer::view::StreamSummary;
 use chorus_jetstream::consumer::{
-    Action, Consumer, ConsumerCheckContext, ConsumerConfig, ConsumerContext, ConsumerFilter,
-    ConsumerLookup, ConsumerSnapshot, ConsumerStream, CreateOutcome, DeliveryInterest, Event,
-    ServerConsumerLimits, StreamMsg, check_create,
+    Action, Advisory, AdvisoryKind, Consumer, ConsumerCheckContext, ConsumerConfig,
+    ConsumerContext, ConsumerFilter, ConsumerLookup, ConsumerSnapshot, ConsumerStream,
+    CreateOutcome, DeliveryInterest, Event, ServerConsumerLimits, StatusMsg, StreamMsg,
+    check_create,
 };
 use chorus_jetstream::go::{Timestamp, to_json_vec};
 use chorus_jetstream::stream::config::RetentionPolicy;
+use chorus_jetstream::stream::headers;
+use chorus_jetstream::stream::metadata::errors_on_required_level;
+use chorus_jetstream::stream::publish::hdr;
 use chorus_store::{RemoveMode, StorageKind, StoredMsg, StreamStore, SubjectFilter};
 
 use super::internal::InternalMsg;
+use super::push;
 use super::stream::{Stream, now_nanos};
 use super::{AccountJs, Reply, Runtime};
 use crate::account::Account;
@@ -143,9 +152,10 @@ fn generated_name() -> String {
     (0..8).map(|_| ALPHABET[(rand::random::<u32>() as usize) % ALPHABET.len()] as char).collect()
 }
 
-/// A fresh id for an advisory.
+/// A fresh id for an advisory: 22 base-62 characters, the shape of nats-server's NUIDs.
 pub(super) fn event_id() -> String {
-    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..22).map(|_| DIGITS[(rand::random::<u32>() % 62) as usize] as char).collect()
 }
 
 impl Runtime {
@@ -210,6 +220,35 @@ impl Runtime {
                     names.iter().filter_map(|n| self.consumer_info(acc, &stream, n)).collect();
                 (to_json_vec(&list_page(infos, &req)), false)
             }
+            Some(ConsumerEndpoint::Pause { stream, consumer }) => {
+                let err = |e: ApiError| (to_json_vec(&ConsumerPauseResponse::err(e)), true);
+                // nats-server reads the body only when it looks like JSON; anything else
+                // (or nothing) unpauses.
+                let t = body.trim_ascii_start();
+                let req: ConsumerPauseRequest = if t.starts_with(b"{") || t.starts_with(b"[") {
+                    match serde_json::from_slice(body) {
+                        Ok(r) => r,
+                        Err(e) => return err(ErrorId::InvalidJSON.with_err(e)),
+                    }
+                } else {
+                    ConsumerPauseRequest::default()
+                };
+                if !acc.streams.contains_key(&stream) {
+                    return err(ErrorId::StreamNotFound.error());
+                }
+                if !acc.consumers.get(&stream).is_some_and(|m| m.contains_key(&consumer)) {
+                    return err(ErrorId::ConsumerNotFound.error());
+                }
+                let until = req.pause_until.to_utc();
+                let arg = (!until.is_zero()).then_some(until);
+                self.consumer_event(acc, &stream, &consumer, |c, v, i, now| {
+                    c.handle(now, Event::Pause(arg), v, i)
+                });
+                (to_json_vec(&ConsumerPauseResponse::ok(until, now_nanos())), false)
+            }
+            Some(ConsumerEndpoint::Unpin { stream, consumer }) => {
+                self.consumer_unpin(acc, &stream, &consumer, body)
+            }
             Some(ConsumerEndpoint::LeaderStepdown { .. }) => {
                 (super::api::consumer_error(subject, ErrorId::ClusterRequired.error()), true)
             }
@@ -221,6 +260,46 @@ impl Runtime {
                 true,
             ),
         }
+    }
+
+    /// `$JS.API.CONSUMER.UNPIN.<stream>.<consumer>`, with nats-server's order of checks.
+    fn consumer_unpin(
+        &mut self,
+        acc: &mut AccountJs,
+        stream: &str,
+        consumer: &str,
+        body: &[u8],
+    ) -> (Vec<u8>, bool) {
+        let err = |e: ApiError| (to_json_vec(&ConsumerUnpinResponse::err(e)), true);
+        let req: ConsumerUnpinRequest = if body.is_empty() {
+            // Go's json.Unmarshal of nothing.
+            return err(ErrorId::InvalidJSON.with_err("unexpected end of JSON input"));
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return err(ErrorId::InvalidJSON.with_err(e)),
+            }
+        };
+        if req.group.is_empty() {
+            return err(ErrorId::InvalidJSON.with_err("consumer group not specified"));
+        }
+        if !is_valid_group_name(&req.group) {
+            return err(ErrorId::ConsumerInvalidGroupName.error());
+        }
+        if !acc.streams.contains_key(stream) {
+            return err(ErrorId::StreamNotFound.error());
+        }
+        let Some(c) = acc.consumers.get(stream).and_then(|m| m.get(consumer)) else {
+            return err(ErrorId::ConsumerNotFound.error());
+        };
+        if !c.config().priority_groups.contains(&req.group) {
+            return err(ErrorId::ConsumerInvalidPriorityGroup.error());
+        }
+        let group = req.group.clone();
+        self.consumer_event(acc, stream, consumer, |c, v, i, now| {
+            c.handle(now, Event::Unpin { group: &group }, v, i)
+        });
+        (to_json_vec(&ConsumerUnpinResponse::ok()), false)
     }
 
     fn consumer_create(
@@ -245,23 +324,34 @@ impl Runtime {
         let account_limits = untiered(acc.limits);
         let ctx =
             ConsumerCheckContext { clustered: false, server: &server, account: &account_limits };
-        let env =
+        let mut env =
             CreateEnv { generated_name: generated_name(), deliver_subject_has_interest: false };
-        let outcome = check_create(
-            &cs,
-            body,
-            acc.streams.get(&cs.stream).map(|s| &s.cfg),
-            &Lookup(acc.consumers.get(&cs.stream)),
-            &env,
-            &ctx,
-        );
+        let check = |env: &CreateEnv| {
+            check_create(
+                &cs,
+                body,
+                acc.streams.get(&cs.stream).map(|s| &s.cfg),
+                &Lookup(acc.consumers.get(&cs.stream)),
+                env,
+                &ctx,
+            )
+        };
+        let mut outcome = check(&env);
+        // Moving a push consumer to another deliver subject is refused while the old one
+        // still has a subscriber (any subscriber, as nats-server's `HasInterest`).
+        if let Ok(CreateOutcome::Update { name, config }) = &outcome
+            && let Some(old) = acc.consumers.get(&cs.stream).and_then(|m| m.get(name))
+            && old.config().is_push()
+            && old.config().deliver_subject != config.deliver_subject
+            && has_interest(&acc.account, &old.config().deliver_subject)
+        {
+            env.deliver_subject_has_interest = true;
+            outcome = check(&env);
+        }
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => return err(e),
         };
-        if !outcome.config().is_pull() {
-            return err(super::api::not_implemented("push consumers are"));
-        }
         let stream = cs.stream.clone();
         let name = outcome.name().to_string();
         let now = now_nanos();
@@ -286,10 +376,23 @@ impl Runtime {
                 }
                 self.sink.set_consumer(&acc.account.name, &stream, &name, true);
                 acc.consumers.entry(stream.clone()).or_default().insert(name.clone(), c);
+                self.push_started(acc, &stream, &name, now);
+                self.advise(acc, &stream, &name, now, AdvisoryKind::Action { action: "create" });
             }
             CreateOutcome::Update { config, .. } => {
+                let old = acc.consumers[&stream][&name].config().clone();
+                let moved = old.is_push() && old.deliver_subject != config.deliver_subject;
+                if moved {
+                    self.push_stopped(&acc.account.name, &old);
+                    self.sink.watch_deliver(&acc.account.name, &config.deliver_subject, true);
+                }
+                let active = moved.then(|| push::deliver_interest(&acc.account, &config));
                 self.consumer_event(acc, &stream, &name, |c, v, i, now| {
-                    c.handle(now, Event::ConfigUpdate(Box::new(config)), v, i)
+                    let mut out = c.handle(now, Event::ConfigUpdate(Box::new(config)), v, i);
+                    if let Some(active) = active {
+                        out.extend(c.handle(now, Event::Interest(active), v, i));
+                    }
+                    out
                 });
             }
         }
@@ -331,6 +434,7 @@ impl Runtime {
             return false;
         };
         self.sink.set_consumer(&acc.account.name, stream, name, false);
+        self.push_stopped(&acc.account.name, c.config());
         if let Some(s) = acc.streams.get(stream) {
             let account = acc.account.clone();
             let interest = |subj: &str| has_interest(&account, subj);
@@ -376,15 +480,16 @@ impl Runtime {
     pub(super) fn drop_consumers(&mut self, acc: &mut AccountJs, stream: &str) {
         let Some(m) = acc.consumers.remove(stream) else { return };
         let key = super::api::store_key(&acc.account, stream);
-        for name in m.keys() {
+        for (name, c) in &m {
             self.sink.set_consumer(&acc.account.name, stream, name, false);
+            self.push_stopped(&acc.account.name, c.config());
             let _ = self.store.delete_consumer_state(&key, name);
             self.consumers_dirty.remove(&(acc.account.name.clone(), stream.into(), name.clone()));
         }
     }
 
     /// Runs one event through a consumer and carries out what it decides.
-    fn consumer_event(
+    pub(super) fn consumer_event(
         &mut self,
         acc: &mut AccountJs,
         stream: &str,
@@ -404,26 +509,55 @@ impl Runtime {
 
     fn apply_actions(&mut self, acc: &mut AccountJs, stream: &str, name: &str, out: Vec<Action>) {
         let mut delete = false;
+        let now = now_nanos();
+        // A paced delivery waits; what the consumer says after it waits behind it.
+        let account = acc.account.clone();
+        let key = || (account.name.clone(), stream.to_string(), name.to_string());
+        let mut hold_until = if self.push.holds_any() { self.push.held_until(&key()) } else { 0 };
         for a in out {
+            let reply = match a {
+                Action::Deliver(d) => {
+                    hold_until = hold_until.max(d.not_before);
+                    Reply {
+                        account: acc.account.clone(),
+                        subject: Bytes::from(d.to),
+                        reply: Some(Bytes::from(d.reply)),
+                        shown_as: Some(Bytes::from(d.subject)),
+                        headers: d.header.map(|h| h.to_vec()),
+                        payload: d.payload,
+                        file_ack: None,
+                    }
+                }
+                Action::Status(st) if hold_until > now => status_reply(&acc.account, &st),
+                other => {
+                    self.apply_now(acc, stream, name, other, &mut delete);
+                    continue;
+                }
+            };
+            if hold_until > now {
+                self.push.hold(key(), hold_until, reply);
+            } else {
+                self.out.push(reply);
+            }
+        }
+        if delete {
+            self.consumer_delete(acc, stream, name);
+        }
+    }
+
+    /// An action that never waits for pacing.
+    fn apply_now(
+        &mut self,
+        acc: &mut AccountJs,
+        stream: &str,
+        name: &str,
+        a: Action,
+        delete: &mut bool,
+    ) {
+        {
             match a {
-                Action::Deliver(d) => self.out.push(Reply {
-                    account: acc.account.clone(),
-                    subject: Bytes::from(d.to),
-                    reply: Some(Bytes::from(d.reply)),
-                    shown_as: Some(Bytes::from(d.subject)),
-                    headers: d.header.map(|h| h.to_vec()),
-                    payload: d.payload,
-                    file_ack: None,
-                }),
-                Action::Status(st) => self.out.push(Reply {
-                    account: acc.account.clone(),
-                    subject: Bytes::from(st.to.clone()),
-                    reply: st.reply.clone().map(Bytes::from),
-                    shown_as: None,
-                    headers: Some(st.header_bytes()),
-                    payload: Bytes::new(),
-                    file_ack: None,
-                }),
+                Action::Deliver(_) => unreachable!("deliveries are paced by the caller"),
+                Action::Status(st) => self.out.push(status_reply(&acc.account, &st)),
                 Action::AckReply { to } => self.out.push(Reply {
                     account: acc.account.clone(),
                     subject: Bytes::from(to),
@@ -451,12 +585,29 @@ impl Runtime {
                 Action::AckedForRetention { seq } => {
                     self.acked_for_retention(acc, stream, name, seq)
                 }
-                Action::Delete => delete = true,
+                Action::Delete => *delete = true,
             }
         }
-        if delete {
-            self.consumer_delete(acc, stream, name);
-        }
+    }
+
+    /// Publishes a runtime-made advisory (created) the way the state machine's go out.
+    fn advise(
+        &mut self,
+        acc: &mut AccountJs,
+        stream: &str,
+        name: &str,
+        now: i64,
+        kind: AdvisoryKind,
+    ) {
+        let adv = Advisory {
+            time: now,
+            stream: stream.to_string(),
+            consumer: name.to_string(),
+            domain: self.srv.opts().jetstream.domain.clone().unwrap_or_default(),
+            kind,
+        };
+        let mut delete = false;
+        self.apply_now(acc, stream, name, Action::Advisory(adv), &mut delete);
     }
 
     /// Workqueue and interest retention: drop `seq` once no consumer needs it.
@@ -492,6 +643,74 @@ impl Runtime {
             c.handle(now, Event::PullRequest { reply: &reply, body: &m.payload }, v, i)
         });
         self.accounts.insert(acc.account.name.clone(), acc);
+    }
+
+    /// `$JS.API.CONSUMER.RESET.<stream>.<consumer>` (only for existing consumers: the sink
+    /// lets the rest through to no responders, as nats-server's per-consumer subscription).
+    /// The `Nats-Stream-Identity` answer header is not produced.
+    pub(super) fn handle_reset(&mut self, m: InternalMsg) {
+        let Some(reply) = m.reply.clone().filter(|r| !r.is_empty()) else { return };
+        let subject = String::from_utf8_lossy(&m.subject).into_owned();
+        let Some(ConsumerEndpoint::Reset { stream, consumer }) = parse_endpoint(&subject) else {
+            return;
+        };
+        let Some(mut acc) = self.accounts.remove(&m.account.name) else { return };
+        let body = self.consumer_reset(&mut acc, &stream, &consumer, &m);
+        self.out.push(Reply {
+            account: acc.account.clone(),
+            subject: reply,
+            reply: None,
+            shown_as: None,
+            headers: None,
+            payload: Bytes::from(body),
+            file_ack: None,
+        });
+        self.accounts.insert(acc.account.name.clone(), acc);
+    }
+
+    fn consumer_reset(
+        &mut self,
+        acc: &mut AccountJs,
+        stream: &str,
+        name: &str,
+        m: &InternalMsg,
+    ) -> Vec<u8> {
+        let err = |e: ApiError| to_json_vec(&ConsumerResetResponse::err(e));
+        if let Some(h) = m.headers.as_deref()
+            && errors_on_required_level(headers::get(h, hdr::REQUIRED_API_LEVEL), API_LEVEL as u32)
+        {
+            return err(ErrorId::RequiredApiLevel.error());
+        }
+        let req: ConsumerResetRequest = if m.payload.is_empty() {
+            ConsumerResetRequest::default()
+        } else {
+            match serde_json::from_slice(&m.payload) {
+                Ok(r) => r,
+                Err(e) => return err(ErrorId::InvalidJSON.with_err(e)),
+            }
+        };
+        let Some(s) = acc.streams.get(stream) else {
+            return err(ErrorId::ConsumerInvalidReset.with_err("consumer closed"));
+        };
+        let Some(c) = acc.consumers.get_mut(stream).and_then(|cs| cs.get_mut(name)) else {
+            return err(ErrorId::ConsumerInvalidReset.with_err("consumer closed"));
+        };
+        let account = acc.account.clone();
+        let interest = |subj: &str| has_interest(&account, subj);
+        let (seq, actions) = match c.reset(now_nanos(), req.seq, &StoreView(&*s.store), &interest) {
+            Ok(r) => r,
+            Err(e) => return err(ErrorId::ConsumerInvalidReset.with_err(e)),
+        };
+        if persisted(s, c) {
+            self.consumers_dirty.insert((acc.account.name.clone(), stream.into(), name.into()));
+        }
+        self.apply_actions(acc, stream, name, actions);
+        // Interest retention: what the consumer skipped over is no longer needed by it.
+        self.drop_uninteresting(acc, stream, 0);
+        match self.consumer_info(acc, stream, name) {
+            Some(info) => to_json_vec(&ConsumerResetResponse::ok(info, seq)),
+            None => err(ErrorId::ConsumerInvalidReset.with_err("consumer closed")),
+        }
     }
 
     /// A message on `$JS.ACK.>`.
@@ -595,8 +814,21 @@ impl Runtime {
             // Statuses and advisories from the restore have no one to go to yet.
             let (c, _) = Consumer::restore(snap, ctx, now, &StoreView(&*s.store));
             self.sink.set_consumer(&acc.account.name, stream, &name, true);
-            acc.consumers.entry(stream.to_string()).or_default().insert(name, c);
+            acc.consumers.entry(stream.to_string()).or_default().insert(name.clone(), c);
+            self.push_started(acc, stream, &name, now);
         }
+    }
+}
+
+fn status_reply(account: &Arc<Account>, st: &StatusMsg) -> Reply {
+    Reply {
+        account: account.clone(),
+        subject: Bytes::from(st.to.clone()),
+        reply: st.reply.clone().map(Bytes::from),
+        shown_as: None,
+        headers: Some(st.header_bytes()),
+        payload: Bytes::new(),
+        file_ack: None,
     }
 }
 

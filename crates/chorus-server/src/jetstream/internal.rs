@@ -47,6 +47,12 @@ pub(crate) enum Target {
     Next,
     /// `$JS.ACK.>`: acks of the account's consumers.
     Ack,
+    /// `$JS.FC.>`: answers to push consumers' flow control requests.
+    FlowControl,
+    /// `$JS.API.CONSUMER.RESET.>`: resets of existing consumers (each consumer's own
+    /// subscription in nats-server). The API subscription takes them too and stays silent, so
+    /// a reset of an unknown consumer times out as with nats-server.
+    Reset,
 }
 
 impl Target {
@@ -58,6 +64,8 @@ impl Target {
             Target::Direct(id) => Bytes::from(format!("d{id}")),
             Target::Next => Bytes::from_static(b"next"),
             Target::Ack => Bytes::from_static(b"ack"),
+            Target::FlowControl => Bytes::from_static(b"fc"),
+            Target::Reset => Bytes::from_static(b"reset"),
         }
     }
 
@@ -68,6 +76,8 @@ impl Target {
             b"apid" => Some(Target::DomainApi),
             b"next" => Some(Target::Next),
             b"ack" => Some(Target::Ack),
+            b"fc" => Some(Target::FlowControl),
+            b"reset" => Some(Target::Reset),
             [b's', rest @ ..] => num(rest).map(Target::Stream),
             [b'd', rest @ ..] => num(rest).map(Target::Direct),
             _ => None,
@@ -102,6 +112,8 @@ pub(crate) enum Work {
     Wake,
     /// Runs on the runtime thread after the current batch (monitoring reads its state).
     Call(Call),
+    /// A subscription on a push consumer's deliver subject came or went (account, subject).
+    Interest(Arc<Account>, Bytes),
 }
 
 /// Work run on the runtime thread with access to all of its state.
@@ -113,6 +125,7 @@ impl std::fmt::Debug for Work {
             Work::Msg(m) => f.debug_tuple("Msg").field(m).finish(),
             Work::Wake => f.write_str("Wake"),
             Work::Call(_) => f.write_str("Call"),
+            Work::Interest(a, s) => f.debug_tuple("Interest").field(&a.name).field(s).finish(),
         }
     }
 }
@@ -151,6 +164,11 @@ struct SinkShared {
     /// is refused so its requester sees no responders, as with nats-server (where each
     /// consumer subscribes on its own).
     consumers: Mutex<rustc_hash::FxHashSet<String>>,
+    /// Deliver subjects of push consumers by (account, subject), counted: a subscription
+    /// change on one of them wakes the runtime ([`InternalSink::interest_changed`]).
+    watched: Mutex<rustc_hash::FxHashMap<(String, Bytes), usize>>,
+    /// `watched` is non-empty: the common case (no push consumers) skips the lock.
+    any_watched: std::sync::atomic::AtomicBool,
 }
 
 /// The JetStream runtime's end of internal subscriptions. Cheap to clone.
@@ -185,6 +203,8 @@ impl InternalSink {
                 srv: Arc::downgrade(srv),
                 names: Mutex::new(Default::default()),
                 consumers: Mutex::new(Default::default()),
+                watched: Mutex::new(Default::default()),
+                any_watched: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -209,8 +229,39 @@ impl InternalSink {
         }
     }
 
-    fn serves_next(&self, account: &Account, subject: &[u8]) -> bool {
-        let Some(rest) = subject.strip_prefix(b"$JS.API.CONSUMER.MSG.NEXT.") else {
+    /// Starts (or with `false` stops) watching a push consumer's deliver subject.
+    pub(crate) fn watch_deliver(&self, account: &str, subject: &str, on: bool) {
+        let key = (account.to_string(), Bytes::copy_from_slice(subject.as_bytes()));
+        let mut w = self.shared.watched.lock().unwrap();
+        if on {
+            *w.entry(key).or_insert(0) += 1;
+        } else if let Some(n) = w.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(&key);
+            }
+        }
+        self.shared.any_watched.store(!w.is_empty(), Ordering::Release);
+    }
+
+    /// The account sublist's change hook: a subscription on `subject` came or went. Only
+    /// deliver subjects matter, and only a subscription on exactly that subject makes a push
+    /// consumer active (nats-server's notification rule), so a hash lookup decides.
+    pub(crate) fn interest_changed(&self, account: &std::sync::Weak<Account>, subject: &[u8]) {
+        if !self.shared.any_watched.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(account) = account.upgrade() else { return };
+        let key = (account.name.clone(), Bytes::copy_from_slice(subject));
+        if !self.shared.watched.lock().unwrap().contains_key(&key) {
+            return;
+        }
+        let _ = self.shared.tx.send(Work::Interest(account, key.1));
+    }
+
+    /// Whether the consumer a pull request (or reset) names exists.
+    fn serves(&self, account: &Account, subject: &[u8], prefix: &[u8]) -> bool {
+        let Some(rest) = subject.strip_prefix(prefix) else {
             return false;
         };
         let key = format!("{} {}", account.name, String::from_utf8_lossy(rest));
@@ -239,7 +290,7 @@ impl InternalSink {
     pub(crate) fn accounting(msg: &InternalMsg) -> Dequeued {
         let api = matches!(
             msg.target,
-            Target::Api | Target::DomainApi | Target::Direct(_) | Target::Next
+            Target::Api | Target::DomainApi | Target::Direct(_) | Target::Next | Target::Reset
         );
         Dequeued { size: msg.size(), api }
     }
@@ -263,7 +314,10 @@ impl InternalSink {
             // keeps them out of its `$JS.API.>` import.
             return false;
         }
-        if target == Target::Next && !self.serves_next(account, subject) {
+        if target == Target::Next && !self.serves(account, subject, b"$JS.API.CONSUMER.MSG.NEXT.") {
+            return false;
+        }
+        if target == Target::Reset && !self.serves(account, subject, b"$JS.API.CONSUMER.RESET.") {
             return false;
         }
         let msg = InternalMsg {

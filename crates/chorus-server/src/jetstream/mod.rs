@@ -11,6 +11,7 @@
 //! api.rs       $JS.API.* requests and direct gets
 //! consumer.rs  consumers: their API, pull requests, acks, timers, snapshots
 //! jsz.rs       the `/jsz` monitoring report, built on this thread
+//! push.rs      push consumers: deliver-subject interest, flow control answers, pacing
 //! ```
 //!
 //! # How a message travels
@@ -92,6 +93,7 @@ mod api;
 mod consumer;
 mod internal;
 mod jsz;
+mod push;
 mod stream;
 
 pub use jsz::{JsInfo, JszOptions};
@@ -218,6 +220,7 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         flights: None,
         syncer: None,
         syncer_idle: Arc::new(AtomicBool::new(true)),
+        push: Default::default(),
     };
     registry()
         .lock()
@@ -464,6 +467,8 @@ pub(crate) struct Runtime {
     syncer: Option<std::thread::JoinHandle<()>>,
     /// The syncer waits for work; while it does not, batches accumulate here.
     syncer_idle: Arc<AtomicBool>,
+    /// Paced push deliveries waiting for their time.
+    push: push::PushState,
 }
 
 impl Runtime {
@@ -527,11 +532,15 @@ impl Runtime {
                 Err(e) => tracing::error!("JetStream: stream {key:?} not restored: {e}"),
             }
         }
-        for (subject, target) in
-            [("$JS.API.CONSUMER.MSG.NEXT.>", Target::Next), ("$JS.ACK.>", Target::Ack)]
-        {
+        for (subject, target) in [
+            ("$JS.API.CONSUMER.MSG.NEXT.>", Target::Next),
+            ("$JS.ACK.>", Target::Ack),
+            ("$JS.FC.>", Target::FlowControl),
+            ("$JS.API.CONSUMER.RESET.>", Target::Reset),
+        ] {
             acc.consumer_subs.push(subscribe(account, &acc.client, subject, target));
         }
+        self.watch_account(account);
         self.accounts.insert(account.name.clone(), acc);
     }
 
@@ -601,6 +610,7 @@ impl Runtime {
             match rx.recv_timeout(timeout) {
                 Ok(Work::Msg(m)) => batch.push(m),
                 Ok(Work::Call(f)) => calls.push(f),
+                Ok(Work::Interest(a, s)) => self.deliver_interest_changed(&a, &s),
                 Ok(Work::Wake) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -612,6 +622,7 @@ impl Runtime {
                         batch.push(m);
                     }
                     Ok(Work::Call(f)) => calls.push(f),
+                    Ok(Work::Interest(a, s)) => self.deliver_interest_changed(&a, &s),
                     Ok(Work::Wake) => {}
                     Err(_) => break,
                 }
@@ -670,6 +681,9 @@ impl Runtime {
                 }
             }
         }
+        if let Some(t) = self.push.next_due() {
+            wake = wake.min(Duration::from_nanos(t.saturating_sub(now).max(0) as u64));
+        }
         if let (SyncPolicy::Every(d), true) = (self.sync, self.dirty) {
             wake = wake.min(d.saturating_sub(self.last_sync.elapsed()));
         }
@@ -689,6 +703,8 @@ impl Runtime {
             Target::Direct(id) => self.handle_direct(m, id, opts),
             Target::Next => self.handle_next(m),
             Target::Ack => self.handle_ack(m),
+            Target::FlowControl => self.handle_flow_control(m),
+            Target::Reset => self.handle_reset(m),
         }
     }
 
@@ -779,6 +795,7 @@ impl Runtime {
             }
         }
         self.lazy |= dirty;
+        self.release_held(now);
         self.consumer_timers(now);
     }
 
