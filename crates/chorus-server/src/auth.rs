@@ -26,6 +26,11 @@ impl Auth {
         self.inner.required()
     }
 
+    /// The user a CONNECT without credentials is taken as (`no_auth_user`).
+    pub fn no_auth_user(&self) -> Option<&str> {
+        self.inner.no_auth_user()
+    }
+
     /// INFO must carry a nonce when NKey users exist, and always in operator mode.
     pub fn needs_nonce(&self) -> bool {
         self.inner.needs_nonce()

@@ -249,7 +249,10 @@ impl ServerInner {
         let mut i = self.base_info();
         i.client_id = cid;
         i.client_ip = addr.ip().to_string();
-        i.auth_required = auth.required()
+        // nats-server announces no auth to plain clients when `no_auth_user` would take a
+        // CONNECT without credentials (a CONNECT is still required); WebSocket INFO keeps it.
+        let anonymous_ok = ctx.kind != ConnKind::Websocket && auth.no_auth_user().is_some();
+        i.auth_required = (auth.required() && !anonymous_ok)
             || (ctx.kind == ConnKind::Websocket
                 && self.opts().websocket.as_ref().is_some_and(crate::websocket::auth_override));
         if auth.needs_nonce() {
