@@ -280,6 +280,13 @@ impl ServerInner {
         }
     }
 
+    /// The global account and every configured one (monitoring walks their sublists).
+    pub(crate) fn all_accounts(&self) -> Vec<Arc<Account>> {
+        let mut v = vec![self.gacc.clone()];
+        v.extend(self.accounts.read().unwrap().values().cloned());
+        v
+    }
+
     /// The async INFO sent after the first PONG, naming the bound account.
     pub(crate) fn connect_info_json(
         &self,
