@@ -152,6 +152,8 @@ func main() {
 		"nkey_pub":      nkPub,
 		"nkey_seed":     string(must(nk.Seed())),
 		"nkey_unknown":  string(must(nkOther.Seed())),
+		// For scenarios that mint short-lived users themselves (JWT expiry while connected).
+		"tenant_seed": string(must(tenant.Seed())),
 	}
 	creds := map[string]string{}
 	jwts := map[string]string{}
@@ -174,6 +176,7 @@ func main() {
 		"browser/_auth_fixtures.mjs": module,
 		"cli/auth_creds.conf":        conf,
 		"js/auth_jwt.conf":           conf,
+		"js/auth_jwt_expiry.conf":    conf,
 		"browser/auth_ws_jwt.conf":   conf,
 		"raw/auth_jwt_bearer.conf":   conf,
 	}

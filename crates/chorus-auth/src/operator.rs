@@ -167,7 +167,12 @@ impl Trust {
             Some(p) => Some(Arc::new(Permissions::compile(&p).map_err(|_| AuthError::Violation)?)),
             None => account.default_permissions.clone(),
         };
-        Ok(Identity { name: Some(user.sub.clone()), account: Some(acc.sub.clone()), permissions })
+        Ok(Identity {
+            name: Some(user.sub.clone()),
+            account: Some(acc.sub.clone()),
+            permissions,
+            expires: (user.exp > 0).then_some(user.exp),
+        })
     }
 }
 

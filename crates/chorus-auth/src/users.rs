@@ -31,6 +31,9 @@ pub struct Identity {
     /// Account name; `None` = the global account.
     pub account: Option<String>,
     pub permissions: Option<Arc<Permissions>>,
+    /// The Unix second a user JWT expires (`exp`): nats-server closes the connection then
+    /// with `User Authentication Expired`. `None` for everything but expiring JWTs.
+    pub expires: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,7 +204,7 @@ impl Authenticator {
             return trust.authenticate(c);
         }
         if !self.required() {
-            return Ok(Identity { name: None, account: None, permissions: None });
+            return Ok(Identity { name: None, account: None, permissions: None, expires: None });
         }
         if let Some(nkey) = c.nkey {
             let user = self.nkeys.get(nkey).ok_or(AuthError::Violation)?;
@@ -219,6 +222,7 @@ impl Authenticator {
                     name: None,
                     account: None,
                     permissions: self.default_permissions.clone(),
+                    expires: None,
                 }),
                 _ => Err(AuthError::Violation),
             };
@@ -247,6 +251,7 @@ fn identity(name: &str, u: &User) -> Identity {
         name: Some(name.to_string()),
         account: u.account.clone(),
         permissions: u.permissions.clone(),
+        expires: None,
     }
 }
 

@@ -53,6 +53,7 @@ pub enum CloseReason {
     ClientClosed,
     AuthenticationTimeout,
     AuthenticationViolation,
+    AuthenticationExpired,
     SlowConsumerPendingBytes,
     SlowConsumerWriteDeadline,
     WriteError,
@@ -74,6 +75,7 @@ impl CloseReason {
             CloseReason::ClientClosed => "Client Closed",
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::AuthenticationViolation => "Authentication Failure",
+            CloseReason::AuthenticationExpired => "Authentication Expired",
             CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
             CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
             CloseReason::WriteError => "Write Error",
@@ -298,6 +300,8 @@ struct Client {
     opts: ConnectOpts,
     connected: bool,
     auth_required: bool,
+    /// When the user JWT this client logged in with expires (closed then, as nats-server).
+    auth_expires: Option<tokio::time::Instant>,
     decoder: Decoder,
     subs: FxHashMap<Bytes, Arc<Subscription>>,
     cache: FxHashMap<Bytes, Arc<SublistResult<SubRef>>>,
@@ -396,6 +400,7 @@ where
         opts: ConnectOpts::default(),
         connected: false,
         auth_required: auth.required() || ws_override,
+        auth_expires: None,
         decoder: Decoder::new(opts.max_control_line, opts.max_payload),
         subs: FxHashMap::default(),
         cache: FxHashMap::default(),
@@ -543,6 +548,15 @@ impl Client {
                     self.ping_timer(ping_interval, opts.ping_max);
                     self.flush_dirty();
                     continue;
+                }
+                _ = tokio::time::sleep_until(self.auth_expires.unwrap_or(auth_deadline)),
+                    if self.auth_expires.is_some() =>
+                {
+                    tracing::debug!("{} - User Authentication Expired", self.prefix());
+                    self.send_err("User Authentication Expired");
+                    self.flush_dirty();
+                    self.shared.close(CloseReason::AuthenticationExpired, true);
+                    return;
                 }
                 _ = tokio::time::sleep_until(auth_deadline), if awaiting_auth => {
                     tracing::debug!("{} - Authentication Timeout", self.prefix());
@@ -764,6 +778,14 @@ impl Client {
         }
         self.perms = id.permissions;
         self.shared.meta.lock().unwrap().user = id.name;
+        if let Some(exp) = id.expires {
+            // Whole seconds from now, as nats-server arms its timer at connect.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let left = Duration::from_secs(exp.saturating_sub(now).max(0) as u64);
+            self.auth_expires = Some(tokio::time::Instant::now() + left);
+        }
         Ok(())
     }
 
@@ -1199,7 +1221,7 @@ fn authenticate(
     // A user named by the transport gets that user's account and permissions.
     let named = |name: Option<String>| match name.as_deref().and_then(|n| auth.user_identity(n)) {
         Some(id) => id,
-        None => crate::auth::Identity { name, account: None, permissions: None },
+        None => crate::auth::Identity { name, account: None, permissions: None, expires: None },
     };
     if ctx.kind == ConnKind::Websocket
         && let Some(r) = crate::websocket::authenticate(&o, c)

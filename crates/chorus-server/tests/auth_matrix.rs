@@ -813,3 +813,47 @@ async fn scoped_users_only_ever_see_their_own_subjects() {
     }
     s.shutdown().await;
 }
+
+/// A user JWT that expires while connected: the server says `User Authentication Expired`
+/// and closes the connection, as nats-server does; a login after that is refused.
+#[tokio::test]
+async fn connection_is_closed_when_its_user_jwt_expires() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let op = Operator::new();
+    let s = start_with(&op.conf).await;
+    let kp = KeyPair::new_user();
+    let exp = now() + 2;
+    let jwt = encode(
+        json!({"sub": kp.public_key(), "name": "brief", "exp": exp,
+               "nats": {"type": "user", "version": 2}}),
+        &op.tenant,
+    );
+    let login = || async {
+        let stream = tokio::net::TcpStream::connect(s.client_addr()).await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        let mut info = String::new();
+        r.read_line(&mut info).await.unwrap();
+        let v: Value = serde_json::from_str(&info[5..]).unwrap();
+        let sig = URL_SAFE_NO_PAD.encode(kp.sign(v["nonce"].as_str().unwrap().as_bytes()).unwrap());
+        let connect = json!({"verbose": false, "jwt": jwt, "sig": sig});
+        w.write_all(format!("CONNECT {connect}\r\nPING\r\n").as_bytes()).await.unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(PATIENCE, r.read_line(&mut line)).await.unwrap().unwrap();
+            if n == 0 {
+                break;
+            }
+            lines.push(line.trim_end().to_string());
+        }
+        lines
+    };
+    assert_eq!(login().await, vec!["PONG", "-ERR 'User Authentication Expired'"]);
+    // `exp` < now is refused at login (whole seconds, as nats-server compares).
+    while now() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(login().await, vec!["-ERR 'Authorization Violation'"]);
+    s.shutdown().await;
+}
