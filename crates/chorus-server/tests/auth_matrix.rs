@@ -857,3 +857,71 @@ async fn connection_is_closed_when_its_user_jwt_expires() {
     assert_eq!(login().await, vec!["-ERR 'Authorization Violation'"]);
     s.shutdown().await;
 }
+
+/// KV buckets per user through JetStream in one account: each user's permissions cover only
+/// the API and `$KV` subjects of its own bucket. alice reads and writes hers; every attempt
+/// on bob's (bucket info, direct and stream gets, a put, a watch) is refused by the server,
+/// and bob's value is unchanged.
+#[tokio::test]
+async fn kv_buckets_stay_private_under_subject_permissions() {
+    use async_nats::jetstream;
+    let store = tempfile::tempdir().unwrap();
+    let own = |u: &str| {
+        format!(
+            r#"publish: ["$JS.API.STREAM.INFO.KV_{u}", "$JS.API.STREAM.MSG.GET.KV_{u}", "$JS.API.DIRECT.GET.KV_{u}.>", "$KV.{u}.>"]
+               subscribe: ["_INBOX.>", "$KV.{u}.>"]"#
+        )
+    };
+    let conf = format!(
+        "jetstream {{ store_dir: {:?} }}\nauthorization {{ users: [\n  {{ user: admin, password: x }}\n  \
+         {{ user: alice, password: a, permissions: {{ {} }} }}\n  \
+         {{ user: bob, password: b, permissions: {{ {} }} }}\n] }}\n",
+        store.path(),
+        own("alice"),
+        own("bob")
+    );
+    let s = start_with(&conf).await;
+    let url = s.client_url();
+    let admin = Cred::UserPass("admin", "x").options().connect(&url).await.unwrap();
+    let ajs = jetstream::new(admin);
+    for bucket in ["alice", "bob"] {
+        let kv = ajs
+            .create_key_value(jetstream::kv::Config {
+                bucket: bucket.into(),
+                history: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        kv.put("secret", format!("{bucket}'s secret").into()).await.unwrap();
+    }
+
+    let mut alice = Probe::connect(&Cred::UserPass("alice", "a"), &url).await;
+    let js = jetstream::new(alice.client.clone());
+    let mine = js.get_key_value("alice").await.expect("alice opens her bucket");
+    assert_eq!(mine.get("secret").await.unwrap().unwrap(), "alice's secret");
+    mine.put("note", "mine".into()).await.expect("alice writes her bucket");
+    assert_eq!(mine.get("note").await.unwrap().unwrap(), "mine");
+
+    // Each attempt on bob's bucket ends in the server's permission violation.
+    let js2 = js.clone();
+    let open = tokio::spawn(async move { js2.get_key_value("bob").await.map(|_| ()) });
+    alice.violation("publish", "$JS.API.STREAM.INFO.KV_bob").await;
+    open.abort();
+    for subject in ["$JS.API.DIRECT.GET.KV_bob.$KV.bob.secret", "$JS.API.STREAM.MSG.GET.KV_bob"] {
+        let c = alice.client.clone();
+        let req = tokio::spawn(async move { c.request(subject, "{}".into()).await.map(|_| ()) });
+        alice.violation("publish", subject).await;
+        req.abort();
+    }
+    alice.client.publish("$KV.bob.secret", "overwritten by alice".into()).await.unwrap();
+    alice.client.flush().await.unwrap();
+    alice.violation("publish", "$KV.bob.secret").await;
+    let _watch = alice.client.subscribe("$KV.bob.>").await.unwrap();
+    alice.violation("subscription", "$KV.bob.>").await;
+
+    let theirs = ajs.get_key_value("bob").await.unwrap();
+    assert_eq!(theirs.get("secret").await.unwrap().unwrap(), "bob's secret");
+    assert!(theirs.get("note").await.unwrap().is_none(), "alice's write stayed in her bucket");
+    s.shutdown().await;
+}
