@@ -167,7 +167,7 @@ struct Actor {
     cred: Cred,
     /// Subjects it may publish to; `None` = all.
     publish: Option<Vec<&'static str>>,
-    /// Subscriptions it may make; `None` = all.
+    /// Subscriptions it may make (`"subject queue"` for queue subscriptions); `None` = all.
     subscribe: Option<Vec<&'static str>>,
     /// Whether it may subscribe to its request inbox (`_INBOX.>`).
     inbox: bool,
@@ -190,10 +190,17 @@ struct Matrix {
     events: Vec<&'static str>,
     /// Wildcard subscriptions checked with a subject their account publishes on.
     wildcards: Vec<(&'static str, &'static str)>,
+    /// Queue subscriptions `(subject, queue)`, checked with a publish on the subject.
+    queues: Vec<(&'static str, &'static str)>,
     requests: Vec<&'static str>,
 }
 
 fn allowed(list: &Option<Vec<&'static str>>, subject: &str) -> bool {
+    // A queue subscription is also allowed by an entry for its subject alone.
+    let plain = subject.split(' ').next().unwrap_or(subject);
+    if subject != plain && list.as_ref().is_some_and(|l| l.contains(&plain)) {
+        return true;
+    }
     list.as_ref().is_none_or(|l| l.contains(&subject))
 }
 
@@ -210,6 +217,11 @@ impl Matrix {
             for (w, _) in &self.wildcards {
                 let r = if allowed(&a.subscribe, w) { "receives" } else { "refused" };
                 m.insert(format!("{} sub {w}", a.name), r.to_string());
+            }
+            for (subject, queue) in &self.queues {
+                let key = format!("{subject} {queue}");
+                let r = if allowed(&a.subscribe, &key) { "receives" } else { "refused" };
+                m.insert(format!("{} qsub {key}", a.name), r.to_string());
             }
             for s in &self.requests {
                 let r = if !a.inbox {
@@ -270,12 +282,17 @@ impl Matrix {
                 out.insert(format!("{} pub {s}", a.name), o);
             }
             for s in &self.events {
-                let o = self.sub_cell(&mut u, s, s, a.account, other, &mut observers).await;
+                let o = self.sub_cell(&mut u, s, None, s, a.account, other, &mut observers).await;
                 out.insert(format!("{} sub {s}", a.name), o);
             }
             for (w, s) in &self.wildcards {
-                let o = self.sub_cell(&mut u, w, s, a.account, other, &mut observers).await;
+                let o = self.sub_cell(&mut u, w, None, s, a.account, other, &mut observers).await;
                 out.insert(format!("{} sub {w}", a.name), o);
+            }
+            for (s, q) in &self.queues {
+                let o =
+                    self.sub_cell(&mut u, s, Some(q), s, a.account, other, &mut observers).await;
+                out.insert(format!("{} qsub {s} {q}", a.name), o);
             }
             for s in &self.requests {
                 // A fresh connection per request: the client subscribes its reply inbox on its
@@ -329,12 +346,17 @@ impl Matrix {
         &self,
         u: &mut Probe,
         sub_subject: &str,
+        queue: Option<&str>,
         pub_subject: &str,
         account: &str,
         other: &str,
         observers: &mut HashMap<&str, Observer>,
     ) -> String {
-        let mut sub = u.client.subscribe(sub_subject.to_string()).await.unwrap();
+        let mut sub = match queue {
+            Some(q) => u.client.queue_subscribe(sub_subject.to_string(), q.to_string()).await,
+            None => u.client.subscribe(sub_subject.to_string()).await,
+        }
+        .unwrap();
         u.client.flush().await.unwrap();
         let home = observers[account].client.clone();
         let probe = format!("home:{pub_subject}");
@@ -414,6 +436,7 @@ accounts {
     { user: svc, password: s, permissions: { subscribe: ["svc.>"], allow_responses: true } }
     { user: ro, password: r, permissions: { publish: { deny: [">"] }, subscribe: { allow: ["choiros.>", "public.>", "_INBOX.>"], deny: ["choiros.user.bob.>"] } } }
     { user: pubonly, password: p, permissions: { publish: { allow: ["public.>", "nobody.>"] }, subscribe: ["public.news"] } }
+    { user: worker, password: w, permissions: { publish: ["jobs.>"], subscribe: { allow: ["jobs.* workers", "_INBOX.>"], deny: ["jobs.secret"] } } }
     { user: admin, password: x }
     { user: obs, password: o }
     { user: resp, password: o }
@@ -474,6 +497,14 @@ async fn config_users_permission_matrix() {
                 Some(vec!["public.news"]),
                 false,
             ),
+            actor(
+                "worker",
+                "A",
+                up("worker", "w"),
+                Some(vec!["jobs.new"]),
+                Some(vec!["jobs.new workers"]),
+                true,
+            ),
             actor("admin", "A", up("admin", "x"), None, None, true),
             actor("carol", "B", up("carol", "c"), None, None, true),
         ],
@@ -499,12 +530,13 @@ async fn config_users_permission_matrix() {
                 subjects: vec![ALICE_SVC, BOB_SVC, "svc.echo", "public.svc"],
             },
         ],
-        events: vec![ALICE_EV, BOB_EV, "svc.echo", "public.news"],
+        events: vec![ALICE_EV, BOB_EV, "svc.echo", "public.news", "jobs.new"],
         wildcards: vec![
             (">", "public.news"),
             ("choiros.>", ALICE_EV),
             ("choiros.user.*.ev", ALICE_EV),
         ],
+        queues: vec![("jobs.new", "workers"), ("jobs.new", "thieves"), ("jobs.secret", "workers")],
         requests: vec![ALICE_SVC, BOB_SVC, "svc.echo", "public.svc", "nobody.svc"],
     };
     let got = m.run(&s.client_url()).await;
@@ -753,6 +785,7 @@ async fn jwt_scoped_templates_permission_matrix() {
             ("choiros.user.*.ev", ALICE_EV),
             ("agents.>", "agents.job"),
         ],
+        queues: vec![("agents.job", "pool")],
         requests: vec![ALICE_SVC, BOB_SVC, "agents.svc", "public.svc", "nobody.svc"],
     };
     let got = m.run(&s.client_url()).await;
