@@ -282,16 +282,16 @@ impl Matrix {
                 out.insert(format!("{} pub {s}", a.name), o);
             }
             for s in &self.events {
-                let o = self.sub_cell(&mut u, s, None, s, a.account, other, &mut observers).await;
+                let o = Self::sub_cell(&mut u, s, None, s, a.account, other, &mut observers).await;
                 out.insert(format!("{} sub {s}", a.name), o);
             }
             for (w, s) in &self.wildcards {
-                let o = self.sub_cell(&mut u, w, None, s, a.account, other, &mut observers).await;
+                let o = Self::sub_cell(&mut u, w, None, s, a.account, other, &mut observers).await;
                 out.insert(format!("{} sub {w}", a.name), o);
             }
             for (s, q) in &self.queues {
                 let o =
-                    self.sub_cell(&mut u, s, Some(q), s, a.account, other, &mut observers).await;
+                    Self::sub_cell(&mut u, s, Some(q), s, a.account, other, &mut observers).await;
                 out.insert(format!("{} qsub {s} {q}", a.name), o);
             }
             for s in &self.requests {
@@ -343,7 +343,6 @@ impl Matrix {
     /// server after a publish). A receiving subscription must then see nothing the other
     /// account publishes on the same subject.
     async fn sub_cell(
-        &self,
         u: &mut Probe,
         sub_subject: &str,
         queue: Option<&str>,
