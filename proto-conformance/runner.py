@@ -863,6 +863,8 @@ def cli_argv(cmd: str, ctx: Context) -> list[str]:
         "$URL": ctx.server.url,
         "$PORT": str(ctx.server.port),
         "$MONITOR": ctx.server.monitor_url,
+        # Files next to the CLI scenarios (creds files of the auth_* scenarios).
+        "$SCENARIO_DIR": str(SCENARIOS / "cli"),
     }
     argv = []
     for word in shlex.split(cmd):

@@ -16,8 +16,11 @@
 //! - `kv`: JetStream key-value put and get latency (p50/p99).
 //! - `rawtcp`: a sender/receiver pair over loopback TCP with no server in between, the
 //!   physical limit the pub/sub figures are compared with.
+//! - `authconn`: NKey / JWT connect storms (full signed handshakes per second), and the
+//!   config and credentials both servers need for them (`authconf`).
 
 mod args;
+mod authconn;
 mod conns;
 mod jsconsume;
 mod jspub;
@@ -56,6 +59,11 @@ commands:
       create a bucket, N sequential puts of distinct keys, then a get of each; p50/p99
   rawtcp --bytes N [--chunk BYTES]
       move N bytes over a loopback TCP connection between two threads
+  authconf --mode nkey|jwt --dir DIR
+      write DIR/auth-MODE.conf (server config: NKey user, or operator mode with a MEMORY
+      resolver) and DIR/auth-MODE.creds with fresh keys; prints their paths
+  authconn --url URL --creds FILE --count N --concurrency C
+      N full handshakes (INFO nonce, signed CONNECT, PONG), C in flight; connections/s
 ";
 
 fn main() -> ExitCode {
@@ -171,6 +179,25 @@ fn run(argv: Vec<String>) -> Result<serde_json::Value> {
             let chunk = args.u64_or("chunk", 32 * 1024)?;
             args.finish()?;
             rawtcp::run(bytes, to_usize(chunk)?)?
+        }
+        "authconf" => {
+            let mode = authconn::Mode::parse(&args.string("mode")?)?;
+            let dir = args.string("dir")?;
+            args.finish()?;
+            authconn::write_config(mode, std::path::Path::new(&dir))?
+        }
+        "authconn" => {
+            let url = args.string("url")?;
+            let creds = args.string("creds")?;
+            let count = args.u64("count")?;
+            let concurrency = to_usize(args.u64("concurrency")?)?;
+            args.finish()?;
+            runtime()?.block_on(authconn::run(
+                &url,
+                std::path::Path::new(&creds),
+                count,
+                concurrency,
+            ))?
         }
         other => {
             eprint!("{USAGE}");

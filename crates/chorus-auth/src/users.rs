@@ -212,6 +212,21 @@ impl Authenticator {
         self.users.get(name).or_else(|| self.nkeys.get(name)).map(|u| identity(name, u))
     }
 
+    /// Whether checking these credentials runs bcrypt (milliseconds of CPU each at the usual
+    /// costs), following the order of [`Authenticator::authenticate`]: a server should not run
+    /// such a check on the thread that serves other clients.
+    pub fn is_expensive(&self, c: &Credentials<'_>) -> bool {
+        if self.operator.is_some() || !self.required() || c.nkey.is_some() {
+            return false;
+        }
+        if let Some(t) = &self.token {
+            return c.token.is_some() && matches!(t, Secret::Bcrypt(_));
+        }
+        c.user
+            .and_then(|u| self.users.get(u))
+            .is_some_and(|u| matches!(u.password, Secret::Bcrypt(_)))
+    }
+
     /// Checks CONNECT credentials, in nats-server's order: NKey, token, user/password, and
     /// `no_auth_user` when nothing was presented. In operator mode only a user JWT is accepted.
     pub fn authenticate(&self, c: &Credentials<'_>) -> Result<Identity, AuthError> {
@@ -340,6 +355,23 @@ mod tests {
             a.authenticate(&Credentials { user: Some("carol"), pass: Some("pw"), ..creds() })
                 .is_err()
         );
+    }
+
+    #[test]
+    fn only_bcrypt_checks_are_expensive() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let mut o = Options::default();
+        o.authorization.users = vec![user("plain", "pw", None), user("hashed", &hash, None)];
+        let a = Authenticator::from_options(&o).unwrap();
+        let login = |u| Credentials { user: Some(u), pass: Some("pw"), ..creds() };
+        assert!(a.is_expensive(&login("hashed")));
+        assert!(!a.is_expensive(&login("plain")));
+        assert!(!a.is_expensive(&login("unknown")));
+        let mut t = Options::default();
+        t.authorization.token = Some(hash.clone());
+        let a = Authenticator::from_options(&t).unwrap();
+        assert!(a.is_expensive(&Credentials { token: Some("pw"), ..creds() }));
+        assert!(!a.is_expensive(&creds()));
     }
 
     #[test]

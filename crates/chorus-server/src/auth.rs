@@ -26,6 +26,11 @@ impl Auth {
         self.inner.required()
     }
 
+    /// The user a CONNECT without credentials is taken as (`no_auth_user`).
+    pub fn no_auth_user(&self) -> Option<&str> {
+        self.inner.no_auth_user()
+    }
+
     /// INFO must carry a nonce when NKey users exist, and always in operator mode.
     pub fn needs_nonce(&self) -> bool {
         self.inner.needs_nonce()
@@ -39,7 +44,7 @@ impl Auth {
     /// Checks a CONNECT against the nonce this client was sent; the identity carries the
     /// account and permissions the client gets.
     pub fn identify(&self, c: &ConnectOpts, nonce: Option<&str>) -> Result<Identity, AuthError> {
-        self.inner.authenticate(&chorus_auth::Credentials {
+        let creds = chorus_auth::Credentials {
             token: c.auth_token.as_deref(),
             user: c.user.as_deref(),
             pass: c.pass.as_deref(),
@@ -47,7 +52,17 @@ impl Auth {
             sig: c.sig.as_deref(),
             nonce,
             jwt: c.jwt.as_deref(),
-        })
+        };
+        // A bcrypt check holds a thread for milliseconds; run on a runtime worker, a burst of
+        // (failed) logins would stall every client scheduled there. block_in_place hands the
+        // worker's other tasks to another thread first (multi-thread runtime only).
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread && self.inner.is_expensive(&creds) {
+            tokio::task::block_in_place(|| self.inner.authenticate(&creds))
+        } else {
+            self.inner.authenticate(&creds)
+        }
     }
 
     /// The identity of a user by name (client-certificate mapping, websocket `no_auth_user`).

@@ -56,6 +56,7 @@ pub enum CloseReason {
     ClientClosed,
     AuthenticationTimeout,
     AuthenticationViolation,
+    AuthenticationExpired,
     SlowConsumerPendingBytes,
     SlowConsumerWriteDeadline,
     WriteError,
@@ -70,7 +71,6 @@ pub enum CloseReason {
     NoRespondersRequiresHeaders,
     ServerShutdown,
     MaxAccountConnectionsExceeded,
-    AuthenticationExpired,
     Revocation,
 }
 
@@ -80,6 +80,7 @@ impl CloseReason {
             CloseReason::ClientClosed => "Client Closed",
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::AuthenticationViolation => "Authentication Failure",
+            CloseReason::AuthenticationExpired => "Authentication Expired",
             CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
             CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
             CloseReason::WriteError => "Write Error",
@@ -94,7 +95,6 @@ impl CloseReason {
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
             CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
-            CloseReason::AuthenticationExpired => "Authentication Expired",
             CloseReason::Revocation => "Credentials Revoked",
         }
     }

@@ -486,11 +486,14 @@ impl Monitor {
         if by_cid.is_empty() {
             return;
         }
-        for s in self.inner.gacc.sublist.all() {
-            if let Some(v) = by_cid.get_mut(&s.0.client.cid)
-                && !s.0.removed.load(Ordering::Relaxed)
-            {
-                v.push(s.0);
+        // Clients of every account, not only the global one (operator mode, `accounts {}`).
+        for acc in self.inner.all_accounts() {
+            for s in acc.sublist.all() {
+                if let Some(v) = by_cid.get_mut(&s.0.client.cid)
+                    && !s.0.removed.load(Ordering::Relaxed)
+                {
+                    v.push(s.0);
+                }
             }
         }
         for ci in page.iter_mut() {

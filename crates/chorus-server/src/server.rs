@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use chorus_conf::Options;
 use rustc_hash::FxHashMap;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -251,7 +251,10 @@ impl ServerInner {
         let mut i = self.base_info();
         i.client_id = cid;
         i.client_ip = addr.ip().to_string();
-        i.auth_required = auth.required()
+        // nats-server announces no auth to plain clients when `no_auth_user` would take a
+        // CONNECT without credentials (a CONNECT is still required); WebSocket INFO keeps it.
+        let anonymous_ok = ctx.kind != ConnKind::Websocket && auth.no_auth_user().is_some();
+        i.auth_required = (auth.required() && !anonymous_ok)
             || (ctx.kind == ConnKind::Websocket
                 && self.opts().websocket.as_ref().is_some_and(crate::websocket::auth_override));
         if auth.needs_nonce() {
@@ -297,6 +300,13 @@ impl ServerInner {
     /// Every account but `$G`, by name.
     pub(crate) fn accounts(&self) -> FxHashMap<String, Arc<Account>> {
         self.accounts.read().unwrap().clone()
+    }
+
+    /// The global account and every configured one (monitoring walks their sublists).
+    pub(crate) fn all_accounts(&self) -> Vec<Arc<Account>> {
+        let mut v = vec![self.gacc.clone()];
+        v.extend(self.accounts.read().unwrap().values().cloned());
+        v
     }
 
     /// The async INFO sent after the first PONG, naming the bound account.
@@ -384,7 +394,7 @@ impl Server {
             if opts.jetstream.enabled { Some(crate::jetstream::start(&inner)?) } else { None };
 
         let addr = format!("{}:{}", opts.host, opts.port);
-        let listener = TcpListener::bind(&addr)
+        let listener = bind_listener(&addr)
             .await
             .map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
         let local = listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
@@ -405,7 +415,7 @@ impl Server {
         if let Some(w) = ws {
             let whost = ws_host(&opts);
             let waddr = format!("{whost}:{}", w.port.unwrap_or(0));
-            let wl = TcpListener::bind(&waddr)
+            let wl = bind_listener(&waddr)
                 .await
                 .map_err(|source| ServerError::Listen { addr: waddr.clone(), source })?;
             let wlocal =
@@ -581,6 +591,26 @@ fn ws_host(opts: &Options) -> String {
         Some(h) if !h.is_empty() => h.to_string(),
         _ => opts.host.clone(),
     }
+}
+
+/// Binds a client listener as Go's `net.Listen` does for nats-server: the accept backlog is
+/// the kernel's maximum (`somaxconn` caps the value), not a small default. With a small
+/// backlog, a connect storm overflows the queue; the kernel then drops the clients' final
+/// handshake ACKs and, since NATS servers speak first, those clients wait for INFO for as
+/// long as the SYN-ACK retransmits take (tens of seconds).
+async fn bind_listener(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let sock = if a.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        sock.set_reuseaddr(true)?;
+        match sock.bind(a) {
+            Ok(()) => return sock.listen(u16::MAX.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "address resolves to nothing")
+    }))
 }
 
 async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener, tls: Option<Arc<TlsSetup>>) {
