@@ -155,8 +155,9 @@ pub async fn run(o: Opts) -> Result<serde_json::Value> {
     };
     let secs = start.elapsed().as_secs_f64();
     if o.kind == Kind::WorkQueue {
-        // Acks are not awaited one by one; the last ones may still be on their way.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Acks are not awaited one by one; the last ones may still be on their way (a
+        // server that fsyncs every removal can take a while).
+        let deadline = Instant::now() + Duration::from_secs(120);
         let mut st = js.get_stream(STREAM).await?;
         loop {
             let left = st.info().await?.state.messages;

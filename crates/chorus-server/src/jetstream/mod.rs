@@ -833,6 +833,17 @@ impl Runtime {
         if self.out.is_empty() && !sync {
             return;
         }
+        if !sync && idle {
+            // Nothing to wait for and nothing ahead in the pipeline: answer from here and
+            // spare the replies a thread hop (direct gets, KV gets, deliveries of synced
+            // messages).
+            let err = failed.map(|e| chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e));
+            let mut outbox = Outbox::default();
+            let replies = std::mem::take(&mut self.out);
+            send_replies(&self.srv, &self.stats, &mut outbox, replies, err.as_ref());
+            outbox.flush();
+            return;
+        }
         self.syncer_idle.store(false, Ordering::Release);
         let flight = Flight {
             sync,
@@ -886,35 +897,43 @@ impl Syncer {
             }
             let mut outbox = Outbox::default();
             for f in group.drain(..) {
-                if !f.replies.is_empty() {
-                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                }
-                let err = f.failed.as_ref().or(sync_err.as_ref());
-                for mut r in f.replies {
-                    if let (Some(err), Some(name)) = (err, &r.file_ack) {
-                        r.payload = Bytes::from(
-                            chorus_jetstream::stream::publish::PubAckResponse::error(
-                                name,
-                                err.clone(),
-                            )
-                            .to_wire(),
-                        );
-                    }
-                    outbox.publish_via(
-                        &self.srv,
-                        &r.account,
-                        &r.subject,
-                        r.shown_as.as_deref().unwrap_or(&r.subject),
-                        r.reply.as_deref(),
-                        r.headers.as_deref(),
-                        &r.payload,
-                    );
-                }
+                let err = f.failed.as_ref().or(sync_err.as_ref()).cloned();
+                send_replies(&self.srv, &self.stats, &mut outbox, f.replies, err.as_ref());
             }
             outbox.flush();
             self.idle.store(true, Ordering::Release);
             self.wake.wake();
         }
+    }
+}
+
+/// Publishes a batch's replies in order; with `err`, its file PubAcks become that error.
+fn send_replies(
+    srv: &ServerInner,
+    stats: &JetStreamStats,
+    outbox: &mut Outbox,
+    replies: Vec<Reply>,
+    err: Option<&ApiError>,
+) {
+    if !replies.is_empty() {
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+    }
+    for mut r in replies {
+        if let (Some(err), Some(name)) = (err, &r.file_ack) {
+            r.payload = Bytes::from(
+                chorus_jetstream::stream::publish::PubAckResponse::error(name, err.clone())
+                    .to_wire(),
+            );
+        }
+        outbox.publish_via(
+            srv,
+            &r.account,
+            &r.subject,
+            r.shown_as.as_deref().unwrap_or(&r.subject),
+            r.reply.as_deref(),
+            r.headers.as_deref(),
+            &r.payload,
+        );
     }
 }
 
