@@ -101,7 +101,7 @@ class Units(unittest.TestCase):
         for u in units:
             self.assertIn(u, run.FULL.js)
             self.assertIn(u, run.SMOKE.js)
-            self.assertIs(run.turns_for(u), run.JS_TURNS)
+            self.assertIs(run.turns_for(u), run.JSC_TURNS)
             self.assertTrue(run.FIGURE_BY_KEY[u].js)
 
     def test_js_group_and_default_run(self):
