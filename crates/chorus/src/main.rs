@@ -9,12 +9,6 @@
 mod logging;
 
 use std::path::PathBuf;
-
-/// mimalloc instead of glibc's malloc: the server allocates and frees many small buffers
-/// across threads (messages, replies, RocksDB records); measured in docs/benchmarks.md.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
