@@ -220,6 +220,7 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         flights: None,
         syncer: None,
         syncer_idle: Arc::new(AtomicBool::new(true)),
+
         push: Default::default(),
     };
     registry()
@@ -467,6 +468,7 @@ pub(crate) struct Runtime {
     syncer: Option<std::thread::JoinHandle<()>>,
     /// The syncer waits for work; while it does not, batches accumulate here.
     syncer_idle: Arc<AtomicBool>,
+
     /// Paced push deliveries waiting for their time.
     push: push::PushState,
 }
@@ -660,13 +662,19 @@ impl Runtime {
             }
         }
         registry().lock().unwrap().remove(&self.srv.id);
-        tracing::debug!("JetStream runtime stopped");
+        tracing::debug!(
+            "JetStream runtime stopped: {} stored, {} syncs, {} reply batches",
+            self.stats.stored.load(Ordering::Relaxed),
+            self.stats.syncs.load(Ordering::Relaxed),
+            self.stats.batches.load(Ordering::Relaxed)
+        );
     }
 
     /// How long the thread may sleep: until the earliest timer or a periodic sync.
     fn next_wake(&self) -> Duration {
         let now = now_nanos();
         let mut wake = IDLE_WAKE;
+
         for acc in self.accounts.values() {
             for s in acc.streams.values() {
                 if let Some(t) = s.next_timer() {
@@ -807,6 +815,7 @@ impl Runtime {
         if !idle && !last && self.out.len() < MAX_BATCH_MSGS {
             return;
         }
+
         let due = match self.sync {
             SyncPolicy::EachBatch => true,
             SyncPolicy::Every(d) => last || self.last_sync.elapsed() >= d,
