@@ -220,7 +220,6 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         flights: None,
         syncer: None,
         syncer_idle: Arc::new(AtomicBool::new(true)),
-
         push: Default::default(),
     };
     registry()
@@ -468,7 +467,6 @@ pub(crate) struct Runtime {
     syncer: Option<std::thread::JoinHandle<()>>,
     /// The syncer waits for work; while it does not, batches accumulate here.
     syncer_idle: Arc<AtomicBool>,
-
     /// Paced push deliveries waiting for their time.
     push: push::PushState,
 }
