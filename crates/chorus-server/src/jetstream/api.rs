@@ -116,6 +116,18 @@ pub(super) fn consumer_error(subject: &str, e: ApiError) -> Vec<u8> {
     generic_error(consumer_type(subject).unwrap_or(SYSTEM_RESPONSE), &e)
 }
 
+/// `$JS.<domain>.API.x` is `$JS.API.x` for the server's own domain.
+fn without_domain(subject: String, target: super::Target, opts: &Options) -> String {
+    match (target, &opts.jetstream.domain) {
+        (super::Target::DomainApi, Some(d)) => match subject.strip_prefix(&format!("$JS.{d}.API."))
+        {
+            Some(rest) => format!("$JS.API.{rest}"),
+            None => subject,
+        },
+        _ => subject,
+    }
+}
+
 /// Read access to an account's streams for the create/update checks.
 struct Lookup<'a>(&'a BTreeMap<String, Stream>);
 
@@ -224,39 +236,23 @@ impl Runtime {
 
     pub(super) fn handle_api(&mut self, m: InternalMsg, opts: &Options) {
         let subject = String::from_utf8_lossy(&m.subject).into_owned();
+        let subject = without_domain(subject, m.target, opts);
         let Some(mut acc) = self.accounts.remove(&m.account.name) else {
-            self.not_enabled(&m, &subject, opts);
+            self.not_enabled(&m, &subject);
             return;
-        };
-        // `$JS.<domain>.API.x` is `$JS.API.x` for the server's own domain.
-        let subject = match (&m.target, &opts.jetstream.domain) {
-            (super::Target::DomainApi, Some(d)) => {
-                match subject.strip_prefix(&format!("$JS.{d}.API.")) {
-                    Some(rest) => format!("$JS.API.{rest}"),
-                    None => subject,
-                }
-            }
-            _ => subject,
         };
         self.api_request(&mut acc, &m, &subject, opts);
         self.accounts.insert(acc.account.name.clone(), acc);
     }
 
     /// Any API request in an account without JetStream: 10039 in the endpoint's shape.
-    fn not_enabled(&mut self, m: &InternalMsg, subject: &str, opts: &Options) {
+    fn not_enabled(&mut self, m: &InternalMsg, subject: &str) {
         let Some(d) = self.disabled.get(&m.account.name) else { return };
         let Some(to) = m.reply.as_ref().filter(|r| !r.is_empty()) else { return };
-        let subject = match &opts.jetstream.domain {
-            Some(dom) => match subject.strip_prefix(&format!("$JS.{dom}.API.")) {
-                Some(rest) => format!("$JS.API.{rest}"),
-                None => subject.to_string(),
-            },
-            None => subject.to_string(),
-        };
         let e = ErrorId::NotEnabledForAccount.error();
-        let body = match consumer_type(&subject) {
+        let body = match consumer_type(subject) {
             Some(t) => generic_error(t, &e),
-            None => error_body(&subjects::parse(&subject).unwrap_or(ApiEndpoint::Other), e),
+            None => error_body(&subjects::parse(subject).unwrap_or(ApiEndpoint::Other), e),
         };
         self.out.push(Reply {
             account: d.account.clone(),

@@ -413,17 +413,15 @@ impl Runtime {
         let c = acc.consumers.get_mut(stream)?.get_mut(name)?;
         let account = acc.account.clone();
         let interest = |subj: &str| has_interest(&account, subj);
-        let (mut info, actions) = c.info_for_response(
+        let (info, actions) = c.info_for_response(
             now_nanos(),
             &StoreView(&*s.store),
             &interest,
             COMPAT_VERSION,
             API_LEVEL as u32,
         );
-        info.cluster = Some(chorus_jetstream::api::stream::ClusterInfo {
-            leader: self.srv.name.clone(),
-            ..Default::default()
-        });
+        // nats-server leaves `cluster` out of a consumer's info when it runs without a cluster
+        // (streams do report their leader).
         self.apply_actions(acc, stream, name, actions);
         Some(info)
     }

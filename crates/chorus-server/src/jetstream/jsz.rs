@@ -5,8 +5,6 @@
 //! queues a closure on the runtime's work queue ([`super::Work::Call`]) that builds the
 //! report between two batches and sends it back on a oneshot channel.
 
-use std::time::SystemTime;
-
 use chorus_jetstream::api::stream::{ClusterInfo, StreamState};
 use chorus_jetstream::go::Timestamp;
 use chorus_jetstream::stream::config::StorageType;
@@ -15,6 +13,7 @@ use serde::Serialize;
 
 use super::Runtime;
 use super::api::default_max_memory;
+use super::stream::now_nanos;
 use crate::info::API_LEVEL;
 
 /// The query of a `/jsz` request (nats-server's `JSzOptions`).
@@ -123,10 +122,6 @@ pub struct JsInfo {
     total: usize,
 }
 
-fn unix_nanos(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
-}
-
 fn nanos(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -178,7 +173,7 @@ impl Runtime {
         JsInfo {
             usage,
             server_id: self.srv.id.clone(),
-            now: Timestamp::from_unix_nanos(unix_nanos(SystemTime::now())),
+            now: Timestamp::from_unix_nanos(now_nanos()),
             config: JsConfig {
                 max_memory: js
                     .max_memory_store

@@ -308,8 +308,9 @@ fn jetstream_accounts(
     srv: &ServerInner,
     opts: &Options,
 ) -> (Vec<EnabledAccount>, Vec<Arc<Account>>) {
-    let system = opts.system_account.as_deref().filter(|s| !s.is_empty()).unwrap_or("$SYS");
-    let configured: Vec<_> = opts.accounts.iter().filter(|a| a.name != system).collect();
+    let system = crate::server::system_account_name(opts, &srv.auth());
+    let configured: Vec<_> =
+        opts.accounts.iter().filter(|a| system.as_deref() != Some(a.name.as_str())).collect();
     if configured.is_empty() && opts.operator.is_empty() {
         return (vec![(srv.gacc.clone(), AccountLimits::UNLIMITED)], Vec::new());
     }
