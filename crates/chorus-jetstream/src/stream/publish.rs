@@ -606,6 +606,12 @@ fn apply_counter(
 /// Go's `strconv.Quote` for the ASCII-ish strings nats-server formats with `%q`.
 fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    go_quote_into(&mut out, s);
+    out
+}
+
+/// Appends `s` quoted as Go's `%q` would.
+fn go_quote_into(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -625,7 +631,6 @@ fn go_quote(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// A signed decimal integer of any size (counter values are Go `big.Int`s).
@@ -748,25 +753,45 @@ impl PubAck {
     /// `{"stream":"S"[,"domain":"D"],"seq":N...}`, with `,"duplicate": true` (note the space)
     /// for duplicates and `,"val":"V"` for counters.
     pub fn to_wire(&self) -> Vec<u8> {
-        let mut s = format!("{{\"stream\":{}", go_quote(&self.stream));
+        // Built by hand: this runs once per stored message, on the thread that stores them.
+        let mut s = String::with_capacity(32 + self.stream.len() + self.domain.len());
+        s.push_str("{\"stream\":");
+        go_quote_into(&mut s, &self.stream);
         if !self.domain.is_empty() {
-            s.push_str(&format!(",\"domain\":{}", go_quote(&self.domain)));
+            s.push_str(",\"domain\":");
+            go_quote_into(&mut s, &self.domain);
         }
-        s.push_str(&format!(",\"seq\":{}", self.seq));
+        s.push_str(",\"seq\":");
+        push_u64(&mut s, self.seq);
         if self.duplicate {
             s.push_str(",\"duplicate\": true");
         } else if !self.batch_id.is_empty() {
-            s.push_str(&format!(
-                ",\"batch\":{},\"count\":{}",
-                go_quote(&self.batch_id),
-                self.batch_size
-            ));
+            s.push_str(",\"batch\":");
+            go_quote_into(&mut s, &self.batch_id);
+            s.push_str(",\"count\":");
+            push_u64(&mut s, self.batch_size);
         } else if !self.value.is_empty() {
-            s.push_str(&format!(",\"val\":{}", go_quote(&self.value)));
+            s.push_str(",\"val\":");
+            go_quote_into(&mut s, &self.value);
         }
         s.push('}');
         s.into_bytes()
     }
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"));
 }
 
 /// A PubAck response as clients parse it: either the ack or `{"error":..,"stream":..,"seq":0}`.
@@ -1144,5 +1169,15 @@ mod tests {
         );
         let back: PubAckResponse = serde_json::from_slice(&dup.to_wire()).unwrap();
         assert!(back.error.is_none() && back.ack.duplicate && back.ack.seq == 2);
+        // Sequences are written by hand: every digit count, both ends.
+        for seq in [0, 9, 10, 99, 100, 12_345_678_901, u64::MAX] {
+            let a = PubAck { stream: "S".into(), seq, ..Default::default() };
+            assert_eq!(a.to_wire(), format!(r#"{{"stream":"S","seq":{seq}}}"#).into_bytes());
+        }
+        let batch = PubAck { batch_id: "b1".into(), batch_size: 10, ..ack.clone() };
+        assert_eq!(batch.to_wire(), br#"{"stream":"P","seq":1,"batch":"b1","count":10}"#);
+        // Names are quoted as Go's %q does.
+        let odd = PubAck { stream: "a\"b\\c\td".into(), seq: 1, ..Default::default() };
+        assert_eq!(odd.to_wire(), br#"{"stream":"a\"b\\c\td","seq":1}"#);
     }
 }

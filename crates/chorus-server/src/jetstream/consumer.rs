@@ -740,6 +740,16 @@ impl Runtime {
 
     /// The stream stored `seq`: its consumers may have pull requests waiting for it.
     pub(super) fn stream_appended(&mut self, account: &str, stream: &str, seq: u64, subject: &str) {
+        // Most published messages go to streams without consumers: skip taking the account
+        // out of the map (and the name allocation putting it back).
+        let has_consumers = self
+            .accounts
+            .get(account)
+            .and_then(|a| a.consumers.get(stream))
+            .is_some_and(|c| !c.is_empty());
+        if !has_consumers {
+            return;
+        }
         let Some(mut acc) = self.accounts.remove(account) else { return };
         self.each_consumer(&mut acc, stream, |c, v, i, now| {
             c.handle(now, Event::StreamAppended { seq, subject }, v, i)

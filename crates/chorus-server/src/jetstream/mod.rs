@@ -24,7 +24,7 @@
 //!   for each: $JS.API request -> api.rs; stream subject -> check_publish -> store.append
 //!     (appends are buffered in the stream's store: reads see them at once)
 //!   timers (max_age / TTL expiry, duplicate window)
-//!   flush: ONE database write per changed stream, then the consumers' snapshots
+//!   write: ONE database write per changed stream, then the consumers' snapshots
 //!   hand the batch (its replies) to the sync thread ─────────┐   and take the next batch
 //!                                                            ▼
 //! sync thread: take every batch handed over so far, ONE fsync for all of them  <- durable
@@ -33,10 +33,10 @@
 //! ```
 //!
 //! The two threads form a pipeline: while the sync thread waits on the disk, the runtime
-//! thread stores the next batch, and keeps growing it (one database write and one fsync for
-//! everything that arrived meanwhile) until the sync thread is free again and wakes it, or
-//! the batch reaches [`MAX_BATCH_MSGS`] replies (then it waits for the sync thread), so
-//! memory stays bounded. Replies leave in batch order, and nothing
+//! thread stores and writes the next batches (RocksDB appends to its log while a sync of it
+//! runs), so when one fsync ends, everything stored meanwhile is written and the next fsync
+//! covers all of it at once. At most [`MAX_FLIGHTS`] batches wait for the sync thread (then the
+//! runtime thread waits), so memory stays bounded. Replies leave in batch order, and nothing
 //! stored is shown to anyone (ack, delivery, direct get) before the fsync that covers it.
 //!
 //! An internal subscription is an ordinary [`Subscription`] in the account sublist whose
@@ -100,7 +100,7 @@ pub use jsz::{JsInfo, JszOptions};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -123,6 +123,8 @@ use stream::{Definition, Stream, limits_of, now_nanos, storage_kind};
 
 /// Most messages taken off the queue for one batch (one sync).
 const MAX_BATCH_MSGS: usize = 8192;
+/// Most batches handed to the sync thread and not answered yet.
+const MAX_FLIGHTS: usize = 64;
 /// Most bytes taken off the queue for one batch.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Longest a lazy change (see [`Runtime::lazy`]) stays unsynced while batches go by.
@@ -219,7 +221,7 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         consumers_dirty: Default::default(),
         flights: None,
         syncer: None,
-        syncer_idle: Arc::new(AtomicBool::new(true)),
+        in_flight: Arc::new(AtomicUsize::new(0)),
         push: Default::default(),
     };
     registry()
@@ -239,13 +241,12 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
     }
     tracing::info!("JetStream ready");
 
-    let (ftx, frx) = std::sync::mpsc::sync_channel(1);
+    let (ftx, frx) = std::sync::mpsc::sync_channel(MAX_FLIGHTS);
     let syncer = Syncer {
         store: rt.store.clone(),
         srv: srv.clone(),
         stats: rt.stats.clone(),
-        idle: rt.syncer_idle.clone(),
-        wake: rt.sink.clone(),
+        in_flight: rt.in_flight.clone(),
     };
     rt.syncer = Some(
         std::thread::Builder::new()
@@ -297,7 +298,7 @@ struct Reply {
     headers: Option<Vec<u8>>,
     payload: Bytes,
     /// For a PubAck of a file stream: the stream name, so a failed sync turns it into an error.
-    file_ack: Option<String>,
+    file_ack: Option<Arc<str>>,
 }
 
 /// Which accounts get JetStream, as nats-server decides: with no accounts configured, the
@@ -466,8 +467,8 @@ pub(crate) struct Runtime {
     /// Batches on their way out, to the syncer thread.
     flights: Option<SyncSender<Flight>>,
     syncer: Option<std::thread::JoinHandle<()>>,
-    /// The syncer waits for work; while it does not, batches accumulate here.
-    syncer_idle: Arc<AtomicBool>,
+    /// Batches handed to the sync thread and not answered yet.
+    in_flight: Arc<AtomicUsize>,
     /// Paced push deliveries waiting for their time.
     push: push::PushState,
 }
@@ -695,8 +696,7 @@ impl Runtime {
             wake = wake.min(d.saturating_sub(self.last_sync.elapsed()));
         }
         if self.lazy {
-            // Not below a millisecond: while the syncer is busy, the batch waits for it
-            // rather than spinning here.
+            // Not below a millisecond, so a late wake-up does not turn into a spin.
             let left = LAZY_SYNC.saturating_sub(self.last_sync.elapsed());
             wake = wake.min(left.max(Duration::from_millis(1)));
         }
@@ -719,14 +719,13 @@ impl Runtime {
         let Some(acc) = self.accounts.get_mut(&m.account.name) else { return };
         // A message queued for a stream deleted meanwhile has nowhere to go.
         let Some(name) = acc.by_id.get(&id) else { return };
-        let interested = |subject: &str| consumer::any_interest(acc, name, subject);
-        let keep = std::str::from_utf8(&m.subject).is_ok_and(interested);
-        let s = &acc.streams[name];
-        let name = s.cfg.name.clone();
-        let is_file = s.is_file();
-        let over_limit = account_would_exceed(acc, &name, &m);
+        let keep = acc.consumers.get(name.as_str()).is_some_and(|c| !c.is_empty())
+            && std::str::from_utf8(&m.subject)
+                .is_ok_and(|subject| consumer::any_interest(acc, name, subject));
+        let over_limit = account_would_exceed(acc, name, &m);
         let reply = m.reply.filter(|r| !r.is_empty());
-        let s = acc.streams.get_mut(&name).expect("by_id and streams agree");
+        let s = acc.streams.get_mut(name.as_str()).expect("by_id and streams agree");
+        let (sname, is_file) = (s.name.clone(), s.is_file());
         let result = match std::str::from_utf8(&m.subject) {
             Ok(_) if over_limit => Err(chorus_jetstream::ErrorId::AccountResourcesExceeded.error()),
             Ok(subject) => {
@@ -758,7 +757,7 @@ impl Runtime {
                 if e.is(chorus_jetstream::ErrorId::StreamStoreFailed) {
                     self.dirty |= is_file;
                 }
-                chorus_jetstream::stream::publish::PubAckResponse::error(&name, e).to_wire()
+                chorus_jetstream::stream::publish::PubAckResponse::error(&sname, e).to_wire()
             }
         };
         if let Some(reply) = reply {
@@ -769,12 +768,12 @@ impl Runtime {
                 payload: Bytes::from(body),
                 reply: None,
                 shown_as: None,
-                file_ack: is_file.then_some(name.clone()),
+                file_ack: is_file.then(|| sname.clone()),
             });
         }
         if let Some(seq) = appended {
             let subject = String::from_utf8_lossy(&m.subject);
-            self.stream_appended(&m.account.name, &name, seq, &subject);
+            self.stream_appended(&m.account.name, &sname, seq, &subject);
         }
     }
 
@@ -806,21 +805,18 @@ impl Runtime {
         self.consumer_timers(now);
     }
 
-    /// Ends a batch: sync (unless the policy says otherwise), then send its replies.
+    /// Ends a batch: writes it, then hands its replies to the sync thread (or sends them
+    /// from here when they wait for nothing).
     fn commit(&mut self, last: bool) {
-        // Group commit: while the syncer is busy with the previous batch, this one keeps
-        // growing (the syncer wakes this thread when it is done), up to a bound.
-        let idle = self.syncer_idle.load(Ordering::Acquire);
-        if !idle && !last && self.out.len() < MAX_BATCH_MSGS {
-            return;
-        }
-
         let due = match self.sync {
             SyncPolicy::EachBatch => true,
             SyncPolicy::Every(d) => last || self.last_sync.elapsed() >= d,
         };
-        // Every batch is written (one database write per stream that changed), whatever the
-        // sync policy: even the weaker policy acks only what reached the operating system.
+        // Every batch is written at once (one database write per stream that changed),
+        // whatever the sync policy: even the weaker policy acks only what reached the
+        // operating system. Writing does not wait for the sync thread: RocksDB appends to the
+        // WAL while a sync of it is under way, so when the sync thread finishes one fsync,
+        // everything stored meanwhile is already written and the next fsync starts at once.
         // (Memory streams and streams without buffered writes return at once.)
         let mut failed = None;
         for s in self.accounts.values_mut().flat_map(|a| a.streams.values_mut()) {
@@ -841,7 +837,7 @@ impl Runtime {
         if self.out.is_empty() && !sync {
             return;
         }
-        if !sync && idle {
+        if !sync && self.in_flight.load(Ordering::Acquire) == 0 {
             // Nothing to wait for and nothing ahead in the pipeline: answer from here and
             // spare the replies a thread hop (direct gets, KV gets, deliveries of synced
             // messages).
@@ -852,12 +848,15 @@ impl Runtime {
             outbox.flush();
             return;
         }
-        self.syncer_idle.store(false, Ordering::Release);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         let flight = Flight {
             sync,
             failed: failed.map(|e| chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e)),
             replies: std::mem::take(&mut self.out),
         };
+        // A full queue blocks this thread until the sync thread catches up: that bounds the
+        // replies waiting for disks, and the internal queue in front of this thread bounds
+        // the rest.
         if let Some(tx) = &self.flights
             && let Err(e) = tx.send(flight)
         {
@@ -875,20 +874,21 @@ struct Flight {
     replies: Vec<Reply>,
 }
 
-/// The second half of group commit, on its own thread: while it waits on an fsync, the
-/// runtime thread already stores the next batch (a pipeline of two stages). Batches that
-/// queued up during an fsync share the next one.
+/// The second stage of group commit, on its own thread: while it waits on an fsync, the
+/// runtime thread already stores and writes the next batches. Batches that queued up during
+/// an fsync share the next one; then their replies leave in order (PubAcks, API responses,
+/// deliveries into the subscribers' buffers) and each touched writer is woken once.
 struct Syncer {
     store: Store,
     srv: Arc<ServerInner>,
     stats: Arc<JetStreamStats>,
-    idle: Arc<AtomicBool>,
-    /// Wakes the runtime thread, which holds back its batch while the syncer is busy.
-    wake: InternalSink,
+    /// Decremented once a batch is answered.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Syncer {
     fn run(self, rx: Receiver<Flight>) {
+        let mut outbox = Outbox::default();
         let mut group = Vec::new();
         while let Ok(first) = rx.recv() {
             group.push(first);
@@ -903,14 +903,13 @@ impl Syncer {
                     sync_err = Some(chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e));
                 }
             }
-            let mut outbox = Outbox::default();
+            let n = group.len();
             for f in group.drain(..) {
-                let err = f.failed.as_ref().or(sync_err.as_ref()).cloned();
-                send_replies(&self.srv, &self.stats, &mut outbox, f.replies, err.as_ref());
+                let err = f.failed.as_ref().or(sync_err.as_ref());
+                send_replies(&self.srv, &self.stats, &mut outbox, f.replies, err);
             }
             outbox.flush();
-            self.idle.store(true, Ordering::Release);
-            self.wake.wake();
+            self.in_flight.fetch_sub(n, Ordering::AcqRel);
         }
     }
 }

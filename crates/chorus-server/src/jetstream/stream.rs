@@ -92,6 +92,8 @@ pub(crate) struct Stream {
     /// Runtime id (never reused within a process): subscriptions carry it, so messages queued
     /// for a deleted stream cannot reach a new one of the same name.
     pub id: u64,
+    /// The stream's name, shared with the replies of its batches (it never changes).
+    pub name: Arc<str>,
     pub cfg: StreamConfig,
     pub created: Timestamp,
     pub store: Box<dyn StreamStore>,
@@ -130,6 +132,7 @@ impl Stream {
         let dedupe = DedupeWindow::new(cfg.duplicate_window);
         Stream {
             id,
+            name: Arc::from(cfg.name.as_str()),
             cfg,
             created,
             store,

@@ -491,9 +491,39 @@ struct PendingMeta {
 /// One buffered database operation. Ops are kept as values (not in a `WriteBatch`) so a failed
 /// mutation can be cut off the group by truncating the vector.
 enum Op {
-    Put(&'static str, Vec<u8>, Bytes),
-    Delete(&'static str, Vec<u8>),
+    Put(&'static str, Key, Value),
+    Delete(&'static str, Key),
     DeleteRange(&'static str, [u8; 8], [u8; 8]),
+}
+
+/// A buffered key: message keys (every stored message has one) inline, others on the heap.
+enum Key {
+    Message([u8; 16]),
+    Other(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Key::Message(k) => k,
+            Key::Other(k) => k,
+        }
+    }
+}
+
+/// A buffered value: records shared with the overlay, index entries inline.
+enum Value {
+    Record(Bytes),
+    Index([u8; 20]),
+}
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Value::Record(v) => v,
+            Value::Index(v) => v,
+        }
+    }
 }
 
 /// Most buffered operations before a commit writes the group on its own, so a caller that
@@ -627,7 +657,7 @@ impl FileBackend {
 
     fn push(&mut self, op: Op) {
         if let Op::Put(_, _, v) = &op {
-            self.op_bytes += v.len();
+            self.op_bytes += v.as_ref().len();
         }
         self.ops.push(op);
         self.dirty = true;
@@ -944,10 +974,10 @@ impl Backend for FileBackend {
             msg.ttl,
         );
         let value = Bytes::from(value);
-        self.push(Op::Put(CF_MESSAGES, key.to_vec(), value.clone()));
+        self.push(Op::Put(CF_MESSAGES, Key::Message(key), Value::Record(value.clone())));
         let ik = codec::subject_key(self.id, msg.subject, seq);
-        let iv = Bytes::copy_from_slice(&codec::encode_index(&ik, size, expires));
-        self.push(Op::Put(CF_SUBJECTS, ik, iv));
+        let iv = codec::encode_index(&ik, size, expires);
+        self.push(Op::Put(CF_SUBJECTS, Key::Other(ik), Value::Index(iv)));
         self.pending_puts.insert(
             seq,
             PendingMeta {
@@ -964,8 +994,8 @@ impl Backend for FileBackend {
 
     fn remove(&mut self, seq: u64, subject: &str, erase: bool) -> Result<()> {
         self.uncache(seq);
-        self.push(Op::Delete(CF_MESSAGES, codec::message_key(self.id, seq).to_vec()));
-        self.push(Op::Delete(CF_SUBJECTS, codec::subject_key(self.id, subject, seq)));
+        self.push(Op::Delete(CF_MESSAGES, Key::Message(codec::message_key(self.id, seq))));
+        self.push(Op::Delete(CF_SUBJECTS, Key::Other(codec::subject_key(self.id, subject, seq))));
         if self.pending_puts.remove(&seq).is_none() {
             self.pending_dels.insert(seq);
         }
