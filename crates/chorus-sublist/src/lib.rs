@@ -720,6 +720,25 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
         self.match_with_generation(subject).0
     }
 
+    /// [`Sublist::match_subject`] for a subject unlikely to be published again, such as a
+    /// request's unique reply inbox: a cached result is used, but a miss does not fill the
+    /// cache, so one-off subjects neither pay for the insert nor evict the hot entries.
+    pub fn match_transient(&self, subject: &[u8]) -> Arc<SublistResult<T>> {
+        self.matches.fetch_add(1, Ordering::Relaxed);
+        if let Some(cache) = &self.cache
+            && let Some(result) = read(cache).map.get(subject)
+        {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Arc::clone(result);
+        }
+        if !has_no_empty_token(subject) {
+            return Arc::clone(&self.empty);
+        }
+        let mut result = SublistResult::default();
+        read(&self.trie).root.collect(subject, &mut result);
+        if result.is_empty() { Arc::clone(&self.empty) } else { Arc::new(result) }
+    }
+
     /// [`Sublist::match_subject`] plus the generation the result is current for: the result
     /// stays exact for as long as [`Sublist::generation`] returns that value.
     pub fn match_with_generation(&self, subject: &[u8]) -> (Arc<SublistResult<T>>, u64) {

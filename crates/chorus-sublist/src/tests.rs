@@ -556,3 +556,32 @@ fn change_hook_sees_every_successful_mutation() {
     assert_eq!(sl.remove_batch([(b"a.*".as_slice(), Some(b"q".as_slice()), 2)]), 1);
     assert_eq!(*seen.lock().unwrap(), ["a.b", "a.*", "a.b", "a.*"]);
 }
+
+#[test]
+fn transient_matches_use_but_never_fill_the_cache() {
+    let sl = Sublist::<u32>::new();
+    sl.insert(b"_INBOX.abc.*", None, 1).unwrap();
+    sl.insert(b"_INBOX.>", Some(b"q"), 2).unwrap();
+    sl.insert(b"orders.new", None, 3).unwrap();
+    for i in 0..100 {
+        let subject = format!("_INBOX.abc.{i}");
+        let r = sl.match_transient(subject.as_bytes());
+        assert_eq!(r.psubs, vec![1]);
+        assert_eq!(r.qsubs.iter().flatten().copied().collect::<Vec<_>>(), vec![2]);
+        let cached = sl.match_subject(subject.as_bytes());
+        assert_eq!(r.psubs, cached.psubs);
+        assert_eq!(r.qsubs.concat(), cached.qsubs.concat());
+        // Only the ordinary matches above were cached; the transient ones on a fresh subject
+        // leave nothing behind.
+        let fresh = format!("_INBOX.abc.t{i}");
+        let before = sl.stats().num_cache;
+        assert_eq!(sl.match_transient(fresh.as_bytes()).psubs, vec![1]);
+        assert_eq!(sl.stats().num_cache, before);
+    }
+    // A cached result is used (and stays right after a change of subscriptions).
+    assert_eq!(sl.match_subject(b"orders.new").psubs, vec![3]);
+    assert_eq!(sl.match_transient(b"orders.new").psubs, vec![3]);
+    sl.insert(b"orders.*", None, 4).unwrap();
+    assert_eq!(sorted(&sl.match_transient(b"orders.new").psubs), vec![3, 4]);
+    assert!(sl.match_transient(b"orders..new").is_empty());
+}

@@ -448,7 +448,28 @@ impl Outbox {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) -> bool {
-        let r = account.sublist.match_subject(route);
+        self.publish_routed(srv, account, route, subject, reply, headers, payload, false)
+    }
+
+    /// [`Outbox::publish_via`]; `transient` for a route subject unlikely to repeat (a reply
+    /// inbox): matched without filling the sublist cache ([`chorus_sublist::Sublist::match_transient`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn publish_routed(
+        &mut self,
+        srv: &ServerInner,
+        account: &Arc<Account>,
+        route: &[u8],
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        transient: bool,
+    ) -> bool {
+        let r = if transient {
+            account.sublist.match_transient(route)
+        } else {
+            account.sublist.match_subject(route)
+        };
         let mut delivered = false;
         for s in &r.psubs {
             delivered |= self.deliver(srv, account, &s.0, subject, reply, headers, payload);

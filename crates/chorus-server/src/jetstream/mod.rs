@@ -932,7 +932,10 @@ fn send_replies(
                     .to_wire(),
             );
         }
-        outbox.publish_via(
+        // Responses (PubAcks, API and direct-get answers) go to reply inboxes that rarely
+        // repeat; deliveries (with their ack subject) go to deliver subjects that do.
+        let transient = r.reply.is_none();
+        outbox.publish_routed(
             srv,
             &r.account,
             &r.subject,
@@ -940,6 +943,7 @@ fn send_replies(
             r.reply.as_deref(),
             r.headers.as_deref(),
             &r.payload,
+            transient,
         );
     }
 }
