@@ -132,6 +132,13 @@ pub fn encode_message(
     v
 }
 
+/// The subject bytes of a record built by [`encode_message`] (unverified: for records this
+/// process built and still holds, such as buffered writes).
+pub(crate) fn record_subject(record: &[u8]) -> &[u8] {
+    let len = record.get(18..20).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    record.get(28..28 + len).unwrap_or_default()
+}
+
 /// The parts of a message record whose meta checksum holds.
 struct Parsed<'a> {
     flags: u8,

@@ -479,13 +479,18 @@ fn destroy_into(sh: &Shared, b: &mut WriteBatch, id: u64, name: &str) {
 
 #[derive(Debug, Clone)]
 struct PendingMeta {
-    subject: String,
     size: u64,
     ts: i64,
     expires: i64,
     ttl_never: bool,
-    /// The encoded record, shared with its buffered put.
+    /// The encoded record, shared with its buffered put (the subject is read from it).
     record: Bytes,
+}
+
+impl PendingMeta {
+    fn subject(&self) -> &[u8] {
+        codec::record_subject(&self.record)
+    }
 }
 
 /// One buffered database operation. Ops are kept as values (not in a `WriteBatch`) so a failed
@@ -496,16 +501,38 @@ enum Op {
     DeleteRange(&'static str, [u8; 8], [u8; 8]),
 }
 
-/// A buffered key: message keys (every stored message has one) inline, others on the heap.
+/// A buffered key: message keys and most subject index keys (every stored message has one of
+/// each) inline, longer ones on the heap.
 enum Key {
     Message([u8; 16]),
+    Short([u8; SHORT_KEY], u8),
     Other(Vec<u8>),
+}
+
+/// Longest key kept inline: index keys of subjects up to 46 bytes.
+const SHORT_KEY: usize = 64;
+
+impl Key {
+    /// The subject index key of `seq` (see [`codec::subject_key`]).
+    fn subject(stream_id: u64, subject: &str, seq: u64) -> Key {
+        let len = 18 + subject.len();
+        if len > SHORT_KEY {
+            return Key::Other(codec::subject_key(stream_id, subject, seq));
+        }
+        let mut k = [0u8; SHORT_KEY];
+        k[..8].copy_from_slice(&stream_id.to_be_bytes());
+        k[8..10].copy_from_slice(&(subject.len() as u16).to_be_bytes());
+        k[10..10 + subject.len()].copy_from_slice(subject.as_bytes());
+        k[10 + subject.len()..len].copy_from_slice(&seq.to_be_bytes());
+        Key::Short(k, len as u8)
+    }
 }
 
 impl AsRef<[u8]> for Key {
     fn as_ref(&self) -> &[u8] {
         match self {
             Key::Message(k) => k,
+            Key::Short(k, len) => &k[..*len as usize],
             Key::Other(k) => k,
         }
     }
@@ -828,7 +855,7 @@ impl Backend for FileBackend {
     fn meta(&self, seq: u64) -> Result<Option<MsgMeta>> {
         if let Some(p) = self.pending_puts.get(&seq) {
             return Ok(Some(MsgMeta {
-                subject: p.subject.clone(),
+                subject: String::from_utf8_lossy(p.subject()).into_owned(),
                 size: p.size,
                 ts: p.ts,
                 expires: p.expires,
@@ -860,12 +887,16 @@ impl Backend for FileBackend {
             }
             it.status()?;
         }
-        Ok(self.pending_puts.range(from..).find(|(_, p)| p.subject == subject).map(|(s, _)| *s))
+        Ok(self
+            .pending_puts
+            .range(from..)
+            .find(|(_, p)| p.subject() == subject.as_bytes())
+            .map(|(s, _)| *s))
     }
 
     fn subject_last(&self, subject: &str, upto: u64) -> Result<Option<u64>> {
         if let Some((s, _)) =
-            self.pending_puts.range(..=upto).rev().find(|(_, p)| p.subject == subject)
+            self.pending_puts.range(..=upto).rev().find(|(_, p)| p.subject() == subject.as_bytes())
         {
             return Ok(Some(*s));
         }
@@ -919,7 +950,9 @@ impl Backend for FileBackend {
             it.status()?;
         }
         for (&seq, p) in self.pending_puts.range(from..=upto) {
-            if p.subject == subject && !f(IndexEntry { seq, size: p.size, expires: p.expires }) {
+            if p.subject() == subject.as_bytes()
+                && !f(IndexEntry { seq, size: p.size, expires: p.expires })
+            {
                 break;
             }
         }
@@ -975,13 +1008,12 @@ impl Backend for FileBackend {
         );
         let value = Bytes::from(value);
         self.push(Op::Put(CF_MESSAGES, Key::Message(key), Value::Record(value.clone())));
-        let ik = codec::subject_key(self.id, msg.subject, seq);
-        let iv = codec::encode_index(&ik, size, expires);
-        self.push(Op::Put(CF_SUBJECTS, Key::Other(ik), Value::Index(iv)));
+        let ik = Key::subject(self.id, msg.subject, seq);
+        let iv = codec::encode_index(ik.as_ref(), size, expires);
+        self.push(Op::Put(CF_SUBJECTS, ik, Value::Index(iv)));
         self.pending_puts.insert(
             seq,
             PendingMeta {
-                subject: msg.subject.to_owned(),
                 size,
                 ts: msg.timestamp,
                 expires,
@@ -995,7 +1027,7 @@ impl Backend for FileBackend {
     fn remove(&mut self, seq: u64, subject: &str, erase: bool) -> Result<()> {
         self.uncache(seq);
         self.push(Op::Delete(CF_MESSAGES, Key::Message(codec::message_key(self.id, seq))));
-        self.push(Op::Delete(CF_SUBJECTS, Key::Other(codec::subject_key(self.id, subject, seq))));
+        self.push(Op::Delete(CF_SUBJECTS, Key::subject(self.id, subject, seq)));
         if self.pending_puts.remove(&seq).is_none() {
             self.pending_dels.insert(seq);
         }
@@ -1104,5 +1136,44 @@ impl FileStore {
     /// Value bytes buffered by group commit and not yet written.
     pub fn buffered_bytes(&self) -> usize {
         self.engine.backend().op_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_subject_keys_match_the_codec() {
+        for subject in ["a", "bench.js-async-file-16b", &"x".repeat(46), &"y".repeat(47), ""] {
+            for seq in [1, 255, u64::MAX] {
+                let k = Key::subject(7, subject, seq);
+                assert_eq!(k.as_ref(), codec::subject_key(7, subject, seq).as_slice());
+                assert_eq!(matches!(k, Key::Short(..)), 18 + subject.len() <= SHORT_KEY);
+            }
+        }
+    }
+
+    #[test]
+    fn pending_records_give_back_their_subject() {
+        for subject in ["a", "orders.eu.new", &"s".repeat(300)] {
+            let key = codec::message_key(1, 9);
+            let record = codec::encode_message(
+                &key,
+                subject,
+                Some(b"NATS/1.0\r\n\r\n"),
+                b"hi",
+                5,
+                crate::types::MsgTtl::Never,
+            );
+            let p = PendingMeta {
+                size: 1,
+                ts: 5,
+                expires: 0,
+                ttl_never: true,
+                record: Bytes::from(record),
+            };
+            assert_eq!(p.subject(), subject.as_bytes());
+        }
     }
 }
