@@ -1324,14 +1324,12 @@ impl Client {
         }
         let c = &sub.client;
         if let Some(sink) = &c.internal {
-            return sink.deliver(
-                other.unwrap_or(&self.acc),
-                &sub.sid,
-                subject,
-                reply,
-                hdr,
-                payload,
-            );
+            let account = other.unwrap_or(&self.acc);
+            // The API audit advisory names the requester; built only when someone listens.
+            let requester = (crate::jetstream::is_api_sid(&sub.sid)
+                && account.sublist.has_interest(crate::jetstream::API_AUDIT_SUBJECT.as_bytes()))
+            .then(|| self.request_info_json(&self.acc.name, true));
+            return sink.deliver(account, &sub.sid, subject, reply, hdr, payload, requester);
         }
         let hdr = hdr.filter(|_| c.headers.load(Ordering::Relaxed));
         let size = payload.len() + hdr.map_or(0, <[u8]>::len);
@@ -1654,6 +1652,21 @@ impl Client {
         {
             return h.to_vec();
         }
+        let json = self.request_info_json(acc, share);
+        let mut out = Vec::with_capacity(hdr.map_or(12, <[u8]>::len) + json.len() + 24);
+        match hdr {
+            Some(h) if h.ends_with(b"\r\n\r\n") => out.extend_from_slice(&h[..h.len() - 2]),
+            _ => out.extend_from_slice(b"NATS/1.0\r\n"),
+        }
+        out.extend_from_slice(b"Nats-Request-Info: ");
+        out.extend_from_slice(json.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out
+    }
+
+    /// nats-server's `ClientInfo` of this client as JSON: the account and RTT, and with
+    /// `share` who it is (what a sharing service import and the JetStream API audit show).
+    fn request_info_json(&self, acc: &str, share: bool) -> String {
         let meta = self.shared.meta.lock().unwrap().clone();
         let nonempty = |s: String| (!s.is_empty()).then_some(s);
         let mut ci = RequestInfo {
@@ -1674,16 +1687,7 @@ impl Client {
             ci.client_type =
                 Some(if self.ctx.kind == ConnKind::Websocket { "websocket" } else { "nats" });
         }
-        let json = serde_json::to_string(&ci).expect("json");
-        let mut out = Vec::with_capacity(hdr.map_or(12, <[u8]>::len) + json.len() + 24);
-        match hdr {
-            Some(h) if h.ends_with(b"\r\n\r\n") => out.extend_from_slice(&h[..h.len() - 2]),
-            _ => out.extend_from_slice(b"NATS/1.0\r\n"),
-        }
-        out.extend_from_slice(b"Nats-Request-Info: ");
-        out.extend_from_slice(json.as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-        out
+        serde_json::to_string(&ci).expect("json")
     }
 }
 

@@ -592,3 +592,41 @@ async fn stream_action_advisories() -> Result<()> {
     s.shutdown().await;
     Ok(())
 }
+
+/// `$JS.EVENT.ADVISORY.API`: each answered API request, with the requester, the request and
+/// the response (the reply's exact bytes); requests from before anyone listened are not
+/// reported.
+#[tokio::test]
+async fn api_audit_advisories() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = start(js_opts(dir.path())).await;
+    let nc = async_nats::ConnectOptions::new().name("auditor").connect(s.client_url()).await?;
+    // Nobody listens yet: nothing is built or sent for this one.
+    assert_eq!(err_code(&api(&nc, "$JS.API.STREAM.NAMES", "").await?), 0);
+    let mut adv = nc.subscribe("$JS.EVENT.ADVISORY.API").await?;
+    nc.flush().await?;
+    let cfg = r#"{"name":"AUD","subjects":["aud.>"],"storage":"memory"}"#;
+    let created = nc.request("$JS.API.STREAM.CREATE.AUD", cfg.into()).await?;
+    let missing = nc.request("$JS.API.STREAM.INFO.NOPE", "".into()).await?;
+    for (subject, request, reply) in
+        [("$JS.API.STREAM.CREATE.AUD", cfg, &created), ("$JS.API.STREAM.INFO.NOPE", "", &missing)]
+    {
+        let m = tokio::time::timeout(T, adv.next()).await?.context("audit advisory")?;
+        let v: Value = serde_json::from_slice(&m.payload)?;
+        assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.api_audit");
+        assert_eq!(v["subject"], subject);
+        assert_eq!(v.get("request").and_then(Value::as_str).unwrap_or(""), request);
+        assert_eq!(v["response"].as_str().map(str::as_bytes), Some(&reply.payload[..]));
+        assert_eq!(v["client"]["acc"], "$G");
+        assert_eq!(v["client"]["name"], "auditor");
+        assert_eq!(v["client"]["kind"], "Client");
+        assert!(v["client"]["id"].as_u64().is_some_and(|id| id > 0));
+        assert!(v["id"].as_str().is_some_and(|id| !id.is_empty()));
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), adv.next()).await.is_err(),
+        "one advisory per request"
+    );
+    s.shutdown().await;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! exact JSON, the error table, and the API subjects.
 
 pub mod account;
+pub mod audit;
 pub mod errors;
 mod errors_generated;
 pub mod msg;

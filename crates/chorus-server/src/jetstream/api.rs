@@ -215,18 +215,48 @@ impl Runtime {
         });
     }
 
-    /// Queues an API answer and counts it.
-    fn api_answer(&mut self, acc: &mut AccountJs, reply: Option<&Bytes>, body: Vec<u8>, err: bool) {
+    /// Queues an API answer, counts it, and queues the audit advisory when the requester
+    /// came with one (someone listens: see `Client::deliver`).
+    fn api_answer(
+        &mut self,
+        acc: &mut AccountJs,
+        m: &InternalMsg,
+        subject: &str,
+        body: Vec<u8>,
+        err: bool,
+        opts: &Options,
+    ) {
         acc.api_total += 1;
         if err {
             acc.api_errors += 1;
         }
-        if let Some(to) = reply {
+        let body = Bytes::from(body);
+        if let Some(to) = m.reply.as_ref().filter(|r| !r.is_empty()) {
             self.out.push(Reply {
                 account: acc.account.clone(),
                 subject: to.clone(),
                 headers: None,
-                payload: Bytes::from(body),
+                payload: body.clone(),
+                reply: None,
+                shown_as: None,
+                file_ack: None,
+            });
+        }
+        if let Some(client) = &m.requester {
+            let audit = chorus_jetstream::api::audit::ApiAudit {
+                time: now_nanos(),
+                server: &self.srv.name,
+                client,
+                subject,
+                request: &String::from_utf8_lossy(&m.payload),
+                response: &String::from_utf8_lossy(&body),
+                domain: opts.jetstream.domain.as_deref().unwrap_or(""),
+            };
+            self.out.push(Reply {
+                account: acc.account.clone(),
+                subject: Bytes::from_static(super::API_AUDIT_SUBJECT.as_bytes()),
+                headers: None,
+                payload: Bytes::from(audit.to_json(&super::consumer::event_id())),
                 reply: None,
                 shown_as: None,
                 file_ack: None,
@@ -302,7 +332,7 @@ impl Runtime {
                 Some(t) => generic_error(t, &e),
                 None => error_body(&ep, e),
             };
-            self.api_answer(acc, reply, b, true);
+            self.api_answer(acc, m, subject, b, true, opts);
             return;
         }
         let (b, err) = match &ep {
@@ -358,7 +388,7 @@ impl Runtime {
                 None => (error_body(&ep, ErrorId::BadRequest.error()), true),
             },
         };
-        self.api_answer(acc, reply, b, err);
+        self.api_answer(acc, m, subject, b, err, opts);
     }
 
     fn account_info(&self, acc: &AccountJs, opts: &Options) -> Vec<u8> {

@@ -94,6 +94,9 @@ pub(crate) struct InternalMsg {
     pub reply: Option<Bytes>,
     pub headers: Option<Bytes>,
     pub payload: Bytes,
+    /// API requests while someone listens to `$JS.EVENT.ADVISORY.API`: the requester as
+    /// nats-server's `ClientInfo` JSON, for the audit advisory.
+    pub requester: Option<String>,
 }
 
 impl InternalMsg {
@@ -104,6 +107,14 @@ impl InternalMsg {
             + self.payload.len()
     }
 }
+
+/// Whether a subscription sid is a `$JS.API.>` one (the requests the audit advisory covers).
+pub(crate) fn is_api_sid(sid: &[u8]) -> bool {
+    matches!(Target::from_sid(sid), Some(Target::Api | Target::DomainApi))
+}
+
+/// Where nats-server publishes the JetStream API audit advisory.
+pub(crate) const API_AUDIT_SUBJECT: &str = "$JS.EVENT.ADVISORY.API";
 
 /// Work for the runtime thread.
 pub(crate) enum Work {
@@ -297,6 +308,8 @@ impl InternalSink {
 
     /// Called by `Client::deliver` (and by [`Outbox`]) for a subscription whose client is
     /// internal. Returns whether the message counts as delivered (for no-responders).
+    /// `requester`: the publisher's `ClientInfo` JSON for the API audit advisory.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn deliver(
         &self,
         account: &Arc<Account>,
@@ -305,6 +318,7 @@ impl InternalSink {
         reply: Option<&[u8]>,
         headers: Option<&[u8]>,
         payload: &[u8],
+        requester: Option<String>,
     ) -> bool {
         let Some(target) = Target::from_sid(sid) else { return false };
         if matches!(target, Target::Api | Target::DomainApi) && !routed_through_api(target, subject)
@@ -337,6 +351,7 @@ impl InternalSink {
             reply: reply.map(Bytes::copy_from_slice),
             headers: headers.map(|_| buf.slice(a..b)),
             payload: buf.slice(b..),
+            requester,
         };
         let d = Self::accounting(&msg);
         let s = &self.shared;
@@ -528,7 +543,7 @@ impl Outbox {
         }
         let c = &sub.client;
         if let Some(sink) = &c.internal {
-            return sink.deliver(account, &sub.sid, subject, reply, headers, payload);
+            return sink.deliver(account, &sub.sid, subject, reply, headers, payload, None);
         }
         let Some((was_empty, slow)) = c.enqueue_msg(&sub.sid, subject, reply, headers, payload)
         else {

@@ -117,7 +117,7 @@ use crate::account::Account;
 use crate::client::{ClientShared, SubRef, Subscription};
 use crate::server::ServerInner;
 
-pub(crate) use internal::InternalSink;
+pub(crate) use internal::{API_AUDIT_SUBJECT, InternalSink, is_api_sid};
 use internal::{InternalMsg, Outbox, QueueLimits, Target, Work};
 use stream::{Definition, Stream, limits_of, now_nanos, storage_kind};
 
