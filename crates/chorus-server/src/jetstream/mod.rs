@@ -35,8 +35,8 @@
 //! The two threads form a pipeline: while the sync thread waits on the disk, the runtime
 //! thread stores and writes the next batches (RocksDB appends to its log while a sync of it
 //! runs), so when one fsync ends, everything stored meanwhile is written and the next fsync
-//! covers all of it at once. At most [`MAX_FLIGHTS`] batches wait for the sync thread (then the
-//! runtime thread waits), so memory stays bounded. Replies leave in batch order, and nothing
+//! covers all of it at once. At most [`MAX_FLIGHTS`] batches and [`MAX_FLIGHT_BYTES`] of
+//! replies wait for the sync thread (then the runtime thread waits), so memory stays bounded. Replies leave in batch order, and nothing
 //! stored is shown to anyone (ack, delivery, direct get) before the fsync that covers it.
 //!
 //! An internal subscription is an ordinary [`Subscription`] in the account sublist whose
@@ -125,6 +125,10 @@ use stream::{Definition, Stream, limits_of, now_nanos, storage_kind};
 const MAX_BATCH_MSGS: usize = 8192;
 /// Most batches handed to the sync thread and not answered yet.
 const MAX_FLIGHTS: usize = 64;
+/// Most reply bytes (payloads, subjects, bookkeeping) handed to the sync thread and not
+/// answered yet; past it the runtime thread waits (a slow disk holds back publishers through
+/// the bounded queue in front of that thread instead of growing memory).
+const MAX_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
 /// Most bytes taken off the queue for one batch.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Longest a lazy change (see [`Runtime::lazy`]) stays unsynced while batches go by.
@@ -221,7 +225,7 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         consumers_dirty: Default::default(),
         flights: None,
         syncer: None,
-        in_flight: Arc::new(AtomicUsize::new(0)),
+        in_flight: Arc::new(InFlight::default()),
         push: Default::default(),
     };
     registry()
@@ -299,6 +303,19 @@ struct Reply {
     payload: Bytes,
     /// For a PubAck of a file stream: the stream name, so a failed sync turns it into an error.
     file_ack: Option<Arc<str>>,
+}
+
+impl Reply {
+    /// Memory it holds, roughly: what bounds the replies waiting for a sync.
+    fn size(&self) -> usize {
+        let opt = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+        std::mem::size_of::<Reply>()
+            + self.subject.len()
+            + self.payload.len()
+            + opt(&self.reply)
+            + opt(&self.shown_as)
+            + self.headers.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// Which accounts get JetStream, as nats-server decides: with no accounts configured, the
@@ -468,7 +485,7 @@ pub(crate) struct Runtime {
     flights: Option<SyncSender<Flight>>,
     syncer: Option<std::thread::JoinHandle<()>>,
     /// Batches handed to the sync thread and not answered yet.
-    in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
     /// Paced push deliveries waiting for their time.
     push: push::PushState,
 }
@@ -837,7 +854,7 @@ impl Runtime {
         if self.out.is_empty() && !sync {
             return;
         }
-        if !sync && self.in_flight.load(Ordering::Acquire) == 0 {
+        if !sync && self.in_flight.batches.load(Ordering::Acquire) == 0 {
             // Nothing to wait for and nothing ahead in the pipeline: answer from here and
             // spare the replies a thread hop (direct gets, KV gets, deliveries of synced
             // messages).
@@ -848,26 +865,60 @@ impl Runtime {
             outbox.flush();
             return;
         }
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let flight = Flight {
-            sync,
-            failed: failed.map(|e| chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e)),
-            replies: std::mem::take(&mut self.out),
-        };
-        // A full queue blocks this thread until the sync thread catches up: that bounds the
-        // replies waiting for disks, and the internal queue in front of this thread bounds
-        // the rest.
-        if let Some(tx) = &self.flights
-            && let Err(e) = tx.send(flight)
-        {
+        let replies = std::mem::take(&mut self.out);
+        let bytes = replies.iter().map(Reply::size).sum();
+        self.in_flight.batches.fetch_add(1, Ordering::AcqRel);
+        self.in_flight.bytes.fetch_add(bytes, Ordering::AcqRel);
+        let failed = failed.map(|e| chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e));
+        let flight = Flight { sync, failed, replies, bytes };
+        // A full queue (MAX_FLIGHTS batches, or MAX_FLIGHT_BYTES) makes this thread wait for
+        // the sync thread: that bounds the replies waiting for the disk, and the internal
+        // queue in front of this thread bounds the rest.
+        let Some(tx) = &self.flights else { return };
+        if tx.send(flight).is_err() {
             tracing::error!("JetStream: the sync thread is gone; a batch's replies are dropped");
-            drop(e);
+            return;
         }
+        self.in_flight.wait_below(MAX_FLIGHT_BYTES);
+    }
+}
+
+/// What the runtime thread handed to the sync thread and is not answered yet.
+#[derive(Default)]
+struct InFlight {
+    batches: AtomicUsize,
+    /// [`Reply::size`] of their replies.
+    bytes: AtomicUsize,
+    lock: Mutex<()>,
+    answered: std::sync::Condvar,
+}
+
+impl InFlight {
+    /// Waits until at most `limit` bytes are in flight.
+    fn wait_below(&self, limit: usize) {
+        if self.bytes.load(Ordering::Acquire) <= limit {
+            return;
+        }
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.bytes.load(Ordering::Acquire) > limit {
+            g = self.answered.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// `batches` batches of `bytes` were answered.
+    fn done(&self, batches: usize, bytes: usize) {
+        self.batches.fetch_sub(batches, Ordering::AcqRel);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        // Under the lock, so a waiter between its check and its wait cannot miss this.
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.answered.notify_all();
     }
 }
 
 /// One batch on its way out: written to the store, to be synced, then answered.
 struct Flight {
+    /// [`Reply::size`] of `replies`.
+    bytes: usize,
     sync: bool,
     /// Writing the batch failed: its file acks become this error.
     failed: Option<ApiError>,
@@ -882,8 +933,8 @@ struct Syncer {
     store: Store,
     srv: Arc<ServerInner>,
     stats: Arc<JetStreamStats>,
-    /// Decremented once a batch is answered.
-    in_flight: Arc<AtomicUsize>,
+    /// Counted down once a batch is answered.
+    in_flight: Arc<InFlight>,
 }
 
 impl Syncer {
@@ -903,13 +954,14 @@ impl Syncer {
                     sync_err = Some(chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e));
                 }
             }
-            let n = group.len();
+            let (n, mut bytes) = (group.len(), 0);
             for f in group.drain(..) {
                 let err = f.failed.as_ref().or(sync_err.as_ref());
+                bytes += f.bytes;
                 send_replies(&self.srv, &self.stats, &mut outbox, f.replies, err);
             }
             outbox.flush();
-            self.in_flight.fetch_sub(n, Ordering::AcqRel);
+            self.in_flight.done(n, bytes);
         }
     }
 }
@@ -1025,5 +1077,29 @@ fn subscribe_stream(acc: &AccountJs, s: &mut Stream) {
         ] {
             s.direct_subs.push(subscribe(&acc.account, &acc.client, &subj, Target::Direct(s.id)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_waits_while_too_many_reply_bytes_are_in_flight() {
+        let f = Arc::new(InFlight::default());
+        f.wait_below(0); // nothing in flight: no wait
+        f.batches.fetch_add(2, Ordering::AcqRel);
+        f.bytes.fetch_add(300, Ordering::AcqRel);
+        let waiter = f.clone();
+        let t = std::thread::spawn(move || waiter.wait_below(100));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished(), "300 bytes in flight, limit 100");
+        f.done(1, 150);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished(), "still 150 bytes in flight");
+        f.done(1, 150);
+        t.join().unwrap();
+        assert_eq!(f.batches.load(Ordering::Acquire), 0);
+        assert_eq!(f.bytes.load(Ordering::Acquire), 0);
     }
 }

@@ -556,6 +556,8 @@ impl AsRef<[u8]> for Value {
 /// Most buffered operations before a commit writes the group on its own, so a caller that
 /// never flushes still has bounded memory.
 const GROUP_MAX_OPS: usize = 64 * 1024;
+/// Buffered-op capacity a stream keeps between groups.
+const GROUP_KEEP_OPS: usize = 4096;
 /// Most buffered value bytes before a commit writes the group on its own.
 const GROUP_MAX_BYTES: usize = 64 * 1024 * 1024;
 
@@ -715,6 +717,10 @@ impl FileBackend {
         self.pending_puts.clear();
         self.pending_dels.clear();
         self.cleared = false;
+        // A burst's worth of buffered ops is not kept for the stream's lifetime.
+        if self.ops.capacity() > GROUP_KEEP_OPS {
+            self.ops.shrink_to(GROUP_KEEP_OPS);
+        }
         sh.write(batch, false)?;
         let cf = sh.cf(CF_MESSAGES);
         for seq in erase {
