@@ -724,43 +724,26 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
     /// request's unique reply inbox: a cached result is used, but a miss does not fill the
     /// cache, so one-off subjects neither pay for the insert nor evict the hot entries.
     pub fn match_transient(&self, subject: &[u8]) -> Arc<SublistResult<T>> {
-        self.matches.fetch_add(1, Ordering::Relaxed);
-        if let Some(cache) = &self.cache
-            && let Some(result) = read(cache).map.get(subject)
-        {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Arc::clone(result);
+        if let Some(result) = self.cached(subject) {
+            return result;
         }
-        if !has_no_empty_token(subject) {
-            return Arc::clone(&self.empty);
-        }
-        let mut result = SublistResult::default();
-        read(&self.trie).root.collect(subject, &mut result);
-        if result.is_empty() { Arc::clone(&self.empty) } else { Arc::new(result) }
+        self.collect(&read(&self.trie), subject)
     }
 
     /// [`Sublist::match_subject`] plus the generation the result is current for: the result
     /// stays exact for as long as [`Sublist::generation`] returns that value.
     pub fn match_with_generation(&self, subject: &[u8]) -> (Arc<SublistResult<T>>, u64) {
-        self.matches.fetch_add(1, Ordering::Relaxed);
-        if let Some(cache) = &self.cache {
-            let cache = read(cache);
-            if let Some(result) = cache.map.get(subject) {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return (Arc::clone(result), self.genid.load(Ordering::Acquire));
-            }
-        }
-        if !has_no_empty_token(subject) {
-            return (Arc::clone(&self.empty), self.genid.load(Ordering::Acquire));
+        if let Some(result) = self.cached(subject) {
+            return (result, self.genid.load(Ordering::Acquire));
         }
         // Hold the trie's read lock until the result is cached, so no mutation (which would
         // otherwise fix up the cache) can slip in between computing and storing it.
         let trie = read(&self.trie);
         let generation = self.genid.load(Ordering::Acquire);
-        let mut result = SublistResult::default();
-        trie.root.collect(subject, &mut result);
-        let result = if result.is_empty() { Arc::clone(&self.empty) } else { Arc::new(result) };
-        if let Some(cache) = &self.cache {
+        let result = self.collect(&trie, subject);
+        if let Some(cache) = &self.cache
+            && has_no_empty_token(subject)
+        {
             let mut cache = write(cache);
             cache.map.insert(subject.into(), Arc::clone(&result));
             if cache.map.len() > CACHE_MAX {
@@ -769,6 +752,24 @@ impl<T: Clone + PartialEq + Send + Sync> Sublist<T> {
         }
         drop(trie);
         (result, generation)
+    }
+
+    /// Counts a match and answers it from the cache when it can.
+    fn cached(&self, subject: &[u8]) -> Option<Arc<SublistResult<T>>> {
+        self.matches.fetch_add(1, Ordering::Relaxed);
+        let result = Arc::clone(read(self.cache.as_ref()?).map.get(subject)?);
+        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(result)
+    }
+
+    /// The subscribers matching `subject` in `trie` (none for a subject with an empty token).
+    fn collect(&self, trie: &Trie<T>, subject: &[u8]) -> Arc<SublistResult<T>> {
+        if !has_no_empty_token(subject) {
+            return Arc::clone(&self.empty);
+        }
+        let mut result = SublistResult::default();
+        trie.root.collect(subject, &mut result);
+        if result.is_empty() { Arc::clone(&self.empty) } else { Arc::new(result) }
     }
 
     /// Whether anything subscribes to the published `subject`; cheaper than a match on a

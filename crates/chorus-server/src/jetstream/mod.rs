@@ -987,7 +987,7 @@ fn send_replies(
         // Responses (PubAcks, API and direct-get answers) go to reply inboxes that rarely
         // repeat; deliveries (with their ack subject) go to deliver subjects that do.
         let transient = r.reply.is_none();
-        outbox.publish_routed(
+        outbox.publish_via(
             srv,
             &r.account,
             &r.subject,
