@@ -1,4 +1,4 @@
-//! What the server writes to a client.
+//! What the server writes to a client, and to a route.
 //!
 //! Frames are appended straight into the subscriber's outbound buffer: the fan-out path does
 //! no allocation of its own, only the buffer's amortised growth.
@@ -74,6 +74,98 @@ pub fn hmsg(
     out.put_slice(b"\r\n");
 }
 
+/// Appends a message for a route: `RMSG <account> <subject> [reply] <size>`, or with headers
+/// `HMSG <account> <subject> [reply] <hdr size> <total size>`, then the payload. With queue
+/// groups the reply slot becomes `+ <reply>` (or `|` without one) followed by the queue names
+/// (nats-server's route format). `account` is `None` on a route pinned to the account.
+pub fn rmsg(
+    out: &mut BytesMut,
+    account: Option<&[u8]>,
+    subject: &[u8],
+    reply: Option<&[u8]>,
+    queues: &[&[u8]],
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let hlen = headers.map_or(0, <[u8]>::len);
+    let qlen: usize = queues.iter().map(|q| q.len() + 1).sum();
+    out.reserve(
+        6 + account.map_or(0, |a| a.len() + 1)
+            + subject.len()
+            + 1
+            + reply.map_or(0, |r| r.len() + 3)
+            + 2
+            + qlen
+            + 42
+            + hlen
+            + payload.len(),
+    );
+    out.put_slice(if headers.is_some() { b"HMSG " } else { b"RMSG " });
+    if let Some(a) = account {
+        out.put_slice(a);
+        out.put_u8(b' ');
+    }
+    out.put_slice(subject);
+    out.put_u8(b' ');
+    if queues.is_empty() {
+        if let Some(r) = reply {
+            out.put_slice(r);
+            out.put_u8(b' ');
+        }
+    } else {
+        match reply {
+            Some(r) => {
+                out.put_slice(b"+ ");
+                out.put_slice(r);
+                out.put_u8(b' ');
+            }
+            None => out.put_slice(b"| "),
+        }
+        for q in queues {
+            out.put_slice(q);
+            out.put_u8(b' ');
+        }
+    }
+    if let Some(h) = headers {
+        put_usize(out, h.len());
+        out.put_u8(b' ');
+    }
+    put_usize(out, hlen + payload.len());
+    out.put_slice(b"\r\n");
+    if let Some(h) = headers {
+        out.put_slice(h);
+    }
+    out.put_slice(payload);
+    out.put_slice(b"\r\n");
+}
+
+/// Appends a route's interest line: `RS+ <account> <subject>` or with a queue group
+/// `RS+ <account> <subject> <queue> <weight>`; `RS- <account> <subject> [queue]` when
+/// `weight` is 0. `account` is `None` on a route pinned to the account.
+pub fn route_sub(
+    out: &mut BytesMut,
+    account: Option<&[u8]>,
+    subject: &[u8],
+    queue: Option<&[u8]>,
+    weight: u32,
+) {
+    out.put_slice(if weight == 0 { b"RS- " } else { b"RS+ " });
+    if let Some(a) = account {
+        out.put_slice(a);
+        out.put_u8(b' ');
+    }
+    out.put_slice(subject);
+    if let Some(q) = queue {
+        out.put_u8(b' ');
+        out.put_slice(q);
+        if weight > 0 {
+            out.put_u8(b' ');
+            put_usize(out, weight as usize);
+        }
+    }
+    out.put_slice(b"\r\n");
+}
+
 /// Appends `-ERR '<text>'\r\n`.
 pub fn err(out: &mut BytesMut, text: &str) {
     out.put_slice(b"-ERR '");
@@ -104,6 +196,26 @@ mod tests {
             &b"MSG foo.bar 7 5\r\nhello\r\nMSG foo 1 _INBOX.x 0\r\n\r\n\
 HMSG s 2 12 14\r\nNATS/1.0\r\n\r\nhi\r\n-ERR 'Invalid Subject'\r\n"[..]
         );
+    }
+
+    #[test]
+    fn route_frames() {
+        let mut b = BytesMut::new();
+        rmsg(&mut b, Some(b"$G"), b"foo", None, &[], None, b"hi");
+        rmsg(&mut b, Some(b"A"), b"foo", Some(b"r"), &[], Some(b"NATS/1.0\r\n\r\n"), b"x");
+        rmsg(&mut b, None, b"foo", Some(b"r"), &[b"q1", b"q2"], None, b"");
+        rmsg(&mut b, Some(b"A"), b"foo", None, &[b"q"], None, b"y");
+        assert_eq!(
+            &b[..],
+            &b"RMSG $G foo 2\r\nhi\r\nHMSG A foo r 12 13\r\nNATS/1.0\r\n\r\nx\r\n\
+RMSG foo + r q1 q2 0\r\n\r\nRMSG A foo | q 1\r\ny\r\n"[..]
+        );
+        let mut b = BytesMut::new();
+        route_sub(&mut b, Some(b"$G"), b"foo.*", None, 1);
+        route_sub(&mut b, Some(b"$G"), b"foo", Some(b"q"), 3);
+        route_sub(&mut b, None, b"foo", Some(b"q"), 0);
+        route_sub(&mut b, Some(b"A"), b"bar", None, 0);
+        assert_eq!(&b[..], &b"RS+ $G foo.*\r\nRS+ $G foo q 3\r\nRS- foo q\r\nRS- A bar\r\n"[..]);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`encode`]: what the server writes: `MSG`/`HMSG` frames appended straight into an outbound
 //!   buffer, `INFO`, `-ERR`, `PING`/`PONG`/`+OK`.
 //! - [`headers`]: `NATS/1.0` header blocks, including status lines such as `503` no responders.
+//! - [`route`]: [`route::RouteDecoder`], the same for what another server sends on a route
+//!   (`RS+`/`RS-`, `RMSG`/`HMSG`, INFO/CONNECT); `encode` writes those too.
 //! - [`subject`]: subject and queue-name validation on raw bytes.
 //! - [`websocket`]: WebSocket frames (RFC 6455) around the same byte stream: a streaming
 //!   frame decoder that never buffers a data frame whole, frame headers and close payloads.
@@ -26,7 +28,9 @@
 pub mod encode;
 pub mod headers;
 pub mod parser;
+pub mod route;
 pub mod subject;
 pub mod websocket;
 
 pub use parser::{ClientOp, Decoder, ProtoError};
+pub use route::{RouteDecoder, RouteOp};
