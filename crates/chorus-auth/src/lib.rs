@@ -23,4 +23,4 @@ pub mod users;
 
 pub use operator::{OperatorError, Trust, UpdateError, Updated};
 pub use perms::{PermError, Permissions, ResponsePerm};
-pub use users::{AuthConfigError, AuthError, Authenticator, Credentials, Identity, JwtUser};
+pub use users::{AuthConfigError, AuthError, Authenticator, Credentials, Identity, JwtUser, ct_eq};

@@ -263,6 +263,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// A system time as Go's `time.Time` marshals it in UTC (`time.RFC3339Nano`: fraction trimmed
+/// of trailing zeros). Monitoring and `$SYS` JSON use it.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let nanos = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    Timestamp { unix_nanos: nanos, offset_secs: 0 }.to_string()
+}
+
 // ---- time.Duration ---------------------------------------------------------------------------
 
 /// Go's `time.Duration.String()`: `1m0s`, `1h30m0s`, `1.5s`, `500ms`, `1µs`, `0s`.
@@ -532,6 +542,39 @@ macro_rules! json_string_enum {
 }
 pub(crate) use json_string_enum;
 
+// ---- strconv.Quote -------------------------------------------------------------------------
+
+/// Go's `strconv.Quote` (and `%q`) for the strings nats-server quotes in its error texts.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    quote_into(&mut out, s);
+    out
+}
+
+/// Appends `s` quoted as [`quote`] does.
+pub fn quote_into(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x0b' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,5 +705,21 @@ mod tests {
         assert!(base64_decode("a=bc").is_err());
         assert!(base64_decode("ab=c").is_err());
         assert!(base64_decode("ab!c").is_err());
+    }
+
+    #[test]
+    fn quote_escapes_as_strconv() {
+        assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(quote("\x07\x08\x0c\n\r\t\x0b\x01\x7f"), "\"\\a\\b\\f\\n\\r\\t\\v\\x01\\x7f\"");
+        assert_eq!(quote("µs"), "\"µs\"");
+    }
+
+    #[test]
+    fn rfc3339_of_system_times() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::new(1_795_766_726, 244_504_300);
+        assert_eq!(rfc3339(t), "2026-11-27T08:05:26.2445043Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
     }
 }

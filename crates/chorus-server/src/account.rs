@@ -38,7 +38,7 @@ use chorus_proto::subject::{subject_is_subset_of, subjects_overlap};
 use chorus_sublist::Sublist;
 use rustc_hash::FxHashMap;
 
-use crate::client::{SubRef, Subscription};
+use crate::sub::{SubRef, Subscription};
 use transform::Transform;
 
 /// The account clients land in when no accounts are configured, as in nats-server.
@@ -241,6 +241,11 @@ pub struct Account {
     limits: RwLock<Limits>,
     /// Clients bound to this account.
     pub(crate) conns: AtomicUsize,
+    /// Local interest: subscriptions of this server's clients per (subject, queue), what the
+    /// routes are told (see `interest`).
+    pub(crate) interest: Mutex<FxHashMap<(Bytes, Option<Bytes>), u32>>,
+    /// Routes were told this account's response subjects (`_R_.xxxxxx.>`) come here.
+    pub(crate) responses_advertised: std::sync::atomic::AtomicBool,
 }
 
 impl Account {
@@ -263,7 +268,14 @@ impl Account {
             resp_prefix: p,
             limits: RwLock::default(),
             conns: AtomicUsize::new(0),
+            interest: Mutex::default(),
+            responses_advertised: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// `_R_.xxxxxx.`: where responses to this account's service-import requests go.
+    pub(crate) fn response_prefix(&self) -> &str {
+        &self.resp_prefix
     }
 
     /// `F_*` bits of the publish path; zero means plain sublist routing.

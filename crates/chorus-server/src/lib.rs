@@ -1,18 +1,29 @@
 //! The Chorus server runtime: everything that owns a socket or a task.
 //!
-//! Layout (module names follow nats-server's files so the two can be read side by side):
-//! - [`server`]: [`Server`] start/reload/lame duck/shutdown, the client registry, stats.
-//! - [`client`]: one connection's reader and writer tasks, routing and delivery.
-//! - [`account`]: accounts: subscription lists, exports/imports, mappings, limits, the system
-//!   account's claims updates.
-//! - [`auth`]: CONNECT credential checks.
-//! - [`info`]: the `INFO` a client receives and the `CONNECT` options it sends.
-//! - [`jetstream`]: the JetStream runtime: streams on `chorus-store`, `$JS.API`, PubAcks.
-//! - [`monitor`]: the HTTP monitoring endpoints (/varz, /connz, /subsz, /healthz, ...).
-//! - [`tls`]: `tls { }` as a rustls configuration, the NATS TLS upgrade on the client port
-//!   (INFO first, or `handshake_first`), users mapped from client certificates.
-//! - [`websocket`]: the WebSocket listener (upgrade, origins, cookies, permessage-deflate) and
-//!   the frame pumps that hand a plain byte stream to the same client code as TCP.
+//! Layout: rooms that import downward (module names follow nats-server's files so the two
+//! can be read side by side):
+//!
+//! ```text
+//!  server      Server start/reload/lame duck/shutdown, ServerInner (the state every task
+//!              shares: options, accounts, connections, routes, the JetStream handle)
+//!  monitor     HTTP monitoring (/varz, /connz, /subsz, /routez, /jsz, /healthz, ...)
+//!  jetstream   the JetStream runtime: streams on chorus-store, $JS.API, consumers
+//!  client      a client connection: protocol, auth, permissions, subscriptions
+//!  route       a route connection to another server: handshake, interest, forwarding
+//!  internal    the server as a publisher (JetStream replies, $SYS answers)
+//!  deliver     the routing engine all of the above publish through
+//!  interest    subscribing/unsubscribing: sublists, shadows, what routes are told
+//!  account     accounts: sublists, imports/exports, mappings, limits; account/system
+//!  sub         the shared half of a connection (outbound buffer), subscriptions
+//!  listener    the client and WebSocket ports (TLS, WebSocket upgrade) handing byte
+//!              streams to the client code
+//!  auth, info  credential checks; the INFO/CONNECT shapes
+//!  conn        leaf types: connection kinds, close reasons, counters
+//! ```
+//!
+//! `account` and `sub` know each other (an account's sublist holds subscriptions, a
+//! connection points back at its account); `ServerInner` is the shared state everything
+//! reads.
 //!
 //! The pure pieces live in other crates: the codec in `chorus-proto`, the subject trie in
 //! `chorus-sublist`, options in `chorus-conf`.
@@ -31,11 +42,16 @@
 pub mod account;
 pub mod auth;
 pub mod client;
+pub mod conn;
+pub(crate) mod deliver;
 pub mod info;
+pub(crate) mod interest;
+pub(crate) mod internal;
 pub mod jetstream;
+pub mod listener;
 pub mod monitor;
+pub mod route;
 pub mod server;
-pub mod tls;
-pub mod websocket;
+pub mod sub;
 
 pub use server::{Server, ServerError, check_accounts};

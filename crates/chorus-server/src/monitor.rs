@@ -10,7 +10,7 @@
 //! | `/varz` | server identity, limits, counters, process figures |
 //! | `/connz` | connections: paging, sorting, `state=open\|closed\|all`, `subs`, `cid`, `auth` |
 //! | `/subsz`, `/subscriptionsz` | sublist statistics; `subs=1` lists subscriptions |
-//! | `/routez` | cluster routes (none yet) |
+//! | `/routez` | route connections to the other servers (`subs=1`, `subs=detail`) |
 //! | `/healthz` | `{"status":"ok"}`, or 500 once the client listener is closed |
 //! | `/metrics` | Chorus's own addition: the `/varz` figures in Prometheus text format |
 //!
@@ -48,9 +48,10 @@ use serde::{Serialize, Serializer};
 use tokio::net::TcpListener;
 
 use crate::account::GLOBAL_ACCOUNT;
-use crate::client::{ClientShared, Subscription};
 use crate::info;
 use crate::server::{ClosedConn, ServerInner};
+use crate::sub::{ClientShared, Subscription};
+use chorus_jetstream::go::rfc3339;
 
 /// Default page size of `/connz` and `/subsz` (nats-server `DefaultConnListSize`,
 /// `DefaultSubListSize`).
@@ -69,6 +70,8 @@ const ROOT_PATH: &str = "/";
 const VARZ_PATH: &str = "/varz";
 const CONNZ_PATH: &str = "/connz";
 const ROUTEZ_PATH: &str = "/routez";
+/// nats-server's default route authentication timeout, in seconds (shown in /varz).
+const DEFAULT_ROUTE_AUTH_TIMEOUT: f64 = 2.0;
 const SUBSZ_PATH: &str = "/subsz";
 const SUBSZ_ALIAS: &str = "/subscriptionsz";
 const HEALTHZ_PATH: &str = "/healthz";
@@ -246,7 +249,12 @@ impl Monitor {
             Err(e) => return bad_request(e),
         };
         self.count(JSZ_PATH);
-        match crate::jetstream::jsz(&self.inner.id, o).await {
+        let js = self.inner.jetstream.lock().unwrap().clone();
+        let info = match js {
+            Some(h) => h.jsz(o).await,
+            None => None,
+        };
+        match info {
             Some(info) => json_ok(&info),
             None => json_ok(&JszDisabled {
                 memory: 0,
@@ -278,6 +286,25 @@ impl Monitor {
         json_ok(&v)
     }
 
+    fn cluster_varz(&self, opts: &chorus_conf::Options) -> ClusterVarz {
+        let Some(c) = opts.cluster.as_ref() else { return ClusterVarz::default() };
+        let port = self.inner.cluster_addr.lock().unwrap().map_or(0, |a| a.port());
+        ClusterVarz {
+            name: self.inner.cluster_name(),
+            host: c.host.clone(),
+            cluster_port: port,
+            auth_timeout: c.auth_timeout.map_or(DEFAULT_ROUTE_AUTH_TIMEOUT, |d| d.as_secs_f64()),
+            urls: c
+                .routes
+                .iter()
+                .filter_map(|u| crate::route::conn::parse_url(u).map(|(a, _)| a))
+                .collect(),
+            tls_timeout: c.tls.as_ref().map_or(DEFAULT_TLS_TIMEOUT, |t| t.timeout.as_secs_f64()),
+            pool_size: c.pool_size,
+            write_deadline: c.write_deadline.map_or(0, nanos),
+        }
+    }
+
     fn build_varz(&self) -> Varz {
         let inner = &self.inner;
         let opts = inner.opts();
@@ -303,6 +330,8 @@ impl Monitor {
             host: opts.host.clone(),
             port: client_port,
             auth_required: inner.auth().required(),
+            connect_urls: if inner.clustered() { inner.own_client_urls() } else { Vec::new() },
+            ws_connect_urls: if inner.clustered() { inner.own_ws_urls() } else { Vec::new() },
             max_connections: opts.max_connections,
             max_subscriptions: opts.max_subscriptions,
             ping_interval: nanos(opts.ping_interval),
@@ -316,7 +345,7 @@ impl Monitor {
             max_control_line: opts.max_control_line,
             max_payload: opts.max_payload,
             max_pending: opts.max_pending,
-            cluster: Empty {},
+            cluster: self.cluster_varz(&opts),
             gateway: Empty {},
             leaf: Empty {},
             mqtt: Empty {},
@@ -332,18 +361,17 @@ impl Monitor {
             cpu: cpu_percent(),
             connections: inner.clients.lock().unwrap().len(),
             total_connections: st.total_connections.load(Ordering::Relaxed),
-            routes: 0,
-            remotes: 0,
+            routes: inner.routes.links().len() as u32,
+            remotes: inner.routes.num_remotes() as u32,
             leafnodes: 0,
             in_msgs,
             in_bytes,
-            // Clients are the only connections so far, so the client figures are the totals.
-            in_client_msgs: in_msgs,
-            in_client_bytes: in_bytes,
+            in_client_msgs: in_msgs - st.in_route_msgs.load(Ordering::Relaxed),
+            in_client_bytes: in_bytes - st.in_route_bytes.load(Ordering::Relaxed),
             out_msgs,
             out_bytes,
-            out_client_msgs: out_msgs,
-            out_client_bytes: out_bytes,
+            out_client_msgs: out_msgs - st.out_route_msgs.load(Ordering::Relaxed),
+            out_client_bytes: out_bytes - st.out_route_bytes.load(Ordering::Relaxed),
             slow_consumers: slow,
             subscriptions: inner.gacc.sublist.count(),
             http_req_stats: self.req_stats.lock().unwrap().clone(),
@@ -514,16 +542,79 @@ impl Monitor {
     // /routez
 
     fn routez(&self, q: &Query) -> Resp {
-        if let Err(e) = q.subs() {
-            return bad_request(e);
-        }
+        let (subs, detail) = match q.subs() {
+            Ok(x) => x,
+            Err(e) => return bad_request(e),
+        };
         self.count(ROUTEZ_PATH);
+        let now = SystemTime::now();
+        let links = self.inner.routes.links();
+        // Route subscriptions live in the accounts' sublists, owned by their link.
+        let mut by_rid: FxHashMap<u64, Vec<(String, Arc<Subscription>)>> = FxHashMap::default();
+        if subs || detail {
+            for acc in self.inner.all_accounts() {
+                for s in acc.sublist.all() {
+                    if s.0.client.kind == crate::conn::Kind::Router {
+                        by_rid.entry(s.0.client.cid).or_default().push((acc.name.clone(), s.0));
+                    }
+                }
+            }
+        }
+        let mut routes: Vec<RouteRow> = links
+            .iter()
+            .map(|l| {
+                let v = l.view();
+                let mut mine = by_rid.remove(&v.rid).unwrap_or_default();
+                mine.sort_by(|a, b| a.1.subject.cmp(&b.1.subject));
+                RouteRow {
+                    rid: v.rid,
+                    remote_id: v.remote_id,
+                    remote_name: v.remote_name,
+                    did_solicit: v.did_solicit,
+                    is_configured: v.is_configured,
+                    ip: v.addr.ip().to_string(),
+                    port: v.addr.port(),
+                    start: rfc3339(v.start),
+                    last_activity: rfc3339(v.last_activity),
+                    rtt: v.rtt.map(go_rtt),
+                    uptime: my_uptime(since(v.start, now)),
+                    idle: my_uptime(since(v.last_activity, now)),
+                    pending_size: v.pending,
+                    in_msgs: v.in_msgs,
+                    out_msgs: v.out_msgs,
+                    in_bytes: v.in_bytes,
+                    out_bytes: v.out_bytes,
+                    subscriptions: v.subscriptions,
+                    subscriptions_list: if subs {
+                        mine.iter()
+                            .map(|(_, s)| String::from_utf8_lossy(&s.subject).into_owned())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    subscriptions_list_detail: if detail {
+                        mine.iter()
+                            .map(|(acc, s)| SubDetail {
+                                account: String::new(),
+                                account_tag: String::new(),
+                                ..sub_detail(s, acc)
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    account: v.account.unwrap_or_default(),
+                    compression: "off",
+                }
+            })
+            .collect();
+        routes.sort_by_key(|r| r.rid);
         let r = Routez {
             server_id: self.inner.id.clone(),
             server_name: self.inner.name.clone(),
-            now: rfc3339(SystemTime::now()),
-            num_routes: 0,
-            routes: Vec::new(),
+            now: rfc3339(now),
+            num_routes: routes.len(),
+            routes,
         };
         json_ok(&r)
     }
@@ -579,6 +670,8 @@ impl Monitor {
                 .all()
                 .into_iter()
                 .map(|s| s.0)
+                // Route interest counts in num_subscriptions but is listed in /routez only.
+                .filter(|s| s.client.kind != crate::conn::Kind::Router)
                 .filter(|s| {
                     test.is_empty()
                         || chorus_proto::subject::subject_is_subset_of(test.as_bytes(), &s.subject)
@@ -837,6 +930,10 @@ struct Varz {
     port: u16,
     #[serde(skip_serializing_if = "is_false")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    connect_urls: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ws_connect_urls: Vec<String>,
     max_connections: usize,
     #[serde(skip_serializing_if = "is_zero_usize")]
     max_subscriptions: usize,
@@ -853,7 +950,7 @@ struct Varz {
     max_control_line: usize,
     max_payload: usize,
     max_pending: usize,
-    cluster: Empty,
+    cluster: ClusterVarz,
     gateway: Empty,
     leaf: Empty,
     mqtt: Empty,
@@ -1026,7 +1123,71 @@ struct Routez {
     server_name: String,
     now: String,
     num_routes: usize,
-    routes: Vec<serde_json::Value>,
+    routes: Vec<RouteRow>,
+}
+
+/// One route connection in /routez (nats-server's `RouteInfo`).
+#[derive(Serialize)]
+struct RouteRow {
+    rid: u64,
+    remote_id: String,
+    remote_name: String,
+    did_solicit: bool,
+    is_configured: bool,
+    ip: String,
+    port: u16,
+    start: String,
+    last_activity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt: Option<String>,
+    uptime: String,
+    idle: String,
+    pending_size: usize,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    subscriptions: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list_detail: Vec<SubDetail>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    account: String,
+    compression: &'static str,
+}
+
+/// /varz `cluster` (nats-server's `ClusterOptsVarz`): empty without a cluster.
+#[derive(Serialize, Default)]
+struct ClusterVarz {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(rename = "addr", skip_serializing_if = "String::is_empty")]
+    host: String,
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    cluster_port: u16,
+    #[serde(skip_serializing_if = "is_zero_f64", serialize_with = "go_float")]
+    auth_timeout: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    urls: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero_f64", serialize_with = "go_float")]
+    tls_timeout: f64,
+    #[serde(skip_serializing_if = "is_zero_i32")]
+    pool_size: i32,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    write_deadline: u64,
+}
+
+fn is_zero_u16(n: &u16) -> bool {
+    *n == 0
+}
+
+fn is_zero_i32(n: &i32) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 
 #[derive(Serialize)]
@@ -1390,7 +1551,7 @@ impl Query {
         parse_go_bool(s).ok_or_else(|| {
             format!(
                 "Error decoding boolean for '{key}': strconv.ParseBool: parsing {}: invalid syntax",
-                go_quote(s)
+                chorus_jetstream::go::quote(s)
             )
         })
     }
@@ -1401,7 +1562,10 @@ impl Query {
             return Ok(0);
         }
         parse_go_int(s).map_err(|why| {
-            format!("Error decoding int for '{key}': strconv.Atoi: parsing {}: {why}", go_quote(s))
+            format!(
+                "Error decoding int for '{key}': strconv.Atoi: parsing {}: {why}",
+                chorus_jetstream::go::quote(s)
+            )
         })
     }
 
@@ -1413,7 +1577,7 @@ impl Query {
         parse_go_uint(s).map_err(|why| {
             format!(
                 "Error decoding uint64 for '{key}': strconv.ParseUint: parsing {}: {why}",
-                go_quote(s)
+                chorus_jetstream::go::quote(s)
             )
         })
     }
@@ -1489,27 +1653,6 @@ fn parse_go_uint(s: &str) -> Result<u64, &'static str> {
     s.parse().map_err(|_| "value out of range")
 }
 
-/// Go's `%q` for the strings strconv quotes in its errors.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 // -------------------------------------------------------------------------------------------
 // Go's formats.
 
@@ -1532,40 +1675,6 @@ fn go_float<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     } else {
         s.serialize_f64(*v)
     }
-}
-
-/// A UTC time as Go's `time.RFC3339Nano` writes it: fraction trimmed of trailing zeros.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, day) = civil_from_days(days);
-    let mut s =
-        format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
-    let ns = d.subsec_nanos();
-    if ns > 0 {
-        let frac = format!("{ns:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// nats-server's `myUptime`: whole seconds as `[Ny][Nd][Nh][Nm]Ns`.
@@ -1599,36 +1708,7 @@ fn go_rtt(d: Duration) -> String {
 
 /// Go's `time.Duration.String()`: `0s`, `850ns`, `1.5µs`, `2.25ms`, `1h2m3.5s`.
 pub(crate) fn go_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    let frac = |v: u128, unit: u128, digits: usize| {
-        let whole = v / unit;
-        let rest = v % unit;
-        if rest == 0 {
-            whole.to_string()
-        } else {
-            let f = format!("{rest:0digits$}");
-            format!("{whole}.{}", f.trim_end_matches('0'))
-        }
-    };
-    match ns {
-        0 => "0s".into(),
-        n if n < 1_000 => format!("{n}ns"),
-        n if n < 1_000_000 => format!("{}µs", frac(n, 1_000, 3)),
-        n if n < 1_000_000_000 => format!("{}ms", frac(n, 1_000_000, 6)),
-        n => {
-            let secs = n / 1_000_000_000;
-            let (h, m) = (secs / 3600, secs / 60 % 60);
-            let mut out = String::new();
-            if h > 0 {
-                let _ = write!(out, "{h}h");
-            }
-            if h > 0 || m > 0 {
-                let _ = write!(out, "{m}m");
-            }
-            let _ = write!(out, "{}s", frac(n % 60_000_000_000, 1_000_000_000, 9));
-            out
-        }
-    }
+    chorus_jetstream::go::duration_string(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 // -------------------------------------------------------------------------------------------
@@ -1696,19 +1776,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_follow_go_rfc3339nano() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::new(1_795_766_726, 244_504_300);
-        assert_eq!(rfc3339(t), "2026-11-27T08:05:26.2445043Z");
-        // A leap day, and the end of a century that is not a leap year.
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::new(4_107_542_399, 1)),
-            "2100-02-28T23:59:59.000000001Z"
-        );
-    }
-
-    #[test]
     fn uptime_strings_match_my_uptime() {
         assert_eq!(my_uptime(Duration::from_millis(999)), "0s");
         assert_eq!(my_uptime(Duration::from_secs(59)), "59s");
@@ -1745,7 +1812,7 @@ mod tests {
         assert_eq!(parse_go_uint("-1"), Err("invalid syntax"));
         assert_eq!(parse_go_bool("T"), Some(true));
         assert_eq!(parse_go_bool("yes"), None);
-        assert_eq!(go_quote("a\"b\u{1}"), "\"a\\\"b\\x01\"");
+        assert_eq!(chorus_jetstream::go::quote("a\"b\u{1}"), "\"a\\\"b\\x01\"");
     }
 
     #[test]

@@ -16,16 +16,20 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use chorus_conf::Options;
 use rustc_hash::FxHashMap;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::account::{self, Account, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT};
 use crate::auth::{Auth, AuthConfigError};
-use crate::client::{self, ClientShared, CloseReason, ConnCtx, ConnKind};
+use crate::client;
+use crate::conn::{CloseReason, Stats, Transport};
 use crate::info::{self, Info};
+use crate::listener::tls::{TlsConfigError, TlsSetup};
+use crate::listener::{self, ConnCtx};
 use crate::monitor;
-use crate::tls::{TlsConfigError, TlsSetup};
+use crate::route::Routes;
+use crate::sub::ClientShared;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -39,18 +43,6 @@ pub enum ServerError {
     Tls(#[from] TlsConfigError),
     #[error(transparent)]
     JetStream(#[from] crate::jetstream::StartError),
-}
-
-/// Server-wide counters (the /varz figures).
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub in_msgs: AtomicU64,
-    pub in_bytes: AtomicU64,
-    pub out_msgs: AtomicU64,
-    pub out_bytes: AtomicU64,
-    pub out_bytes_flushed: AtomicU64,
-    pub slow_consumers: AtomicU64,
-    pub total_connections: AtomicU64,
 }
 
 /// A connection that has ended, kept for /connz?state=closed.
@@ -93,7 +85,11 @@ pub struct ServerInner {
     pub clients: Mutex<FxHashMap<u64, Arc<ClientShared>>>,
     pub closed: Mutex<std::collections::VecDeque<ClosedConn>>,
     pub next_cid: AtomicU64,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
+    /// The routes to the other servers of the cluster.
+    pub routes: Routes,
+    /// The JetStream runtime while it runs (monitoring asks it for /jsz).
+    pub(crate) jetstream: Mutex<Option<crate::jetstream::Handle>>,
     pub shutdown: CancellationToken,
     /// Stops the accept loop (lame duck) without touching existing clients.
     pub accept_stop: CancellationToken,
@@ -106,6 +102,13 @@ pub struct ServerInner {
     pub config_load_time: Mutex<SystemTime>,
     /// Sequence of the server's own `$SYS` messages (the `seq` of their `server` block).
     pub(crate) sys_seq: AtomicU64,
+    /// The route listener's address, once bound.
+    pub cluster_addr: Mutex<Option<SocketAddr>>,
+    /// The cluster's name, and whether it was generated (no `name` configured): a generated
+    /// name gives way to a peer's configured (or greater) one, as in nats-server.
+    cluster: RwLock<(String, bool)>,
+    /// Generation of the peers' client URLs last pushed to clients.
+    urls_pushed: AtomicU64,
 }
 
 impl ServerInner {
@@ -195,9 +198,104 @@ impl ServerInner {
         });
     }
 
+    /// The cluster's name ("" without a cluster).
+    pub(crate) fn cluster_name(&self) -> String {
+        self.cluster.read().unwrap().0.clone()
+    }
+
+    /// Whether the cluster name was generated rather than configured.
+    pub(crate) fn cluster_dynamic(&self) -> bool {
+        self.cluster.read().unwrap().1
+    }
+
+    /// A peer names another cluster: a generated name of ours gives way to a configured
+    /// one, or to a greater generated one (nats-server's rule). Returns whether we now
+    /// agree.
+    pub(crate) fn adopt_cluster_name(&self, theirs: &str, theirs_dynamic: bool) -> bool {
+        let mut c = self.cluster.write().unwrap();
+        if c.0 == theirs {
+            return true;
+        }
+        if theirs.is_empty() || theirs == "_" || !c.1 || (theirs_dynamic && c.0.as_str() >= theirs)
+        {
+            return false;
+        }
+        tracing::info!("Cluster name updated to {theirs}");
+        *c = (theirs.to_string(), theirs_dynamic);
+        true
+    }
+
+    /// Whether this server is part of a cluster (it has a route listener or routes).
+    pub(crate) fn clustered(&self) -> bool {
+        self.opts().cluster.as_ref().is_some_and(|c| c.port.is_some() || !c.routes.is_empty())
+    }
+
+    /// This server's client URLs as peers and clients should dial them (`host:port`):
+    /// `client_advertise`, else the listener's address, every global unicast address of
+    /// the machine for a wildcard host (nats-server's `getClientConnectURLs`).
+    pub(crate) fn own_client_urls(&self) -> Vec<String> {
+        let opts = self.opts();
+        let port = self.client_addr.lock().unwrap().map_or(opts.port, |a| a.port());
+        connect_urls(opts.client_advertise.as_deref(), &opts.host, port)
+    }
+
+    /// The WebSocket listener's URLs, as [`ServerInner::own_client_urls`].
+    pub(crate) fn own_ws_urls(&self) -> Vec<String> {
+        let opts = self.opts();
+        let Some(w) = &opts.websocket else { return Vec::new() };
+        let Some((addr, _)) = *self.websocket_addr.lock().unwrap() else { return Vec::new() };
+        connect_urls(w.advertise.as_deref(), &ws_host(&opts), addr.port())
+    }
+
+    /// Sends an async INFO with the current `connect_urls` to every client that takes them,
+    /// when the peers' URLs changed since the last push (a peer joined, left, lame duck).
+    pub(crate) fn push_client_info(&self) {
+        let generation = self.routes.urls_generation();
+        if self.urls_pushed.swap(generation, Ordering::AcqRel) == generation {
+            return;
+        }
+        if self.opts().cluster.as_ref().is_some_and(|c| c.no_advertise) {
+            return;
+        }
+        let clients: Vec<_> = self.clients.lock().unwrap().values().cloned().collect();
+        let mut lines: [Option<BytesMut>; 2] = [None, None];
+        for c in clients.iter().filter(|c| c.async_info.load(Ordering::Acquire)) {
+            let ws = c.transport == Transport::Websocket;
+            let line = lines[usize::from(ws)].get_or_insert_with(|| {
+                let mut i = self.base_info();
+                let ctx = ConnCtx { transport: c.transport, ..ConnCtx::default() };
+                self.transport_info(&mut i, &ctx);
+                let mut b = BytesMut::new();
+                chorus_proto::encode::info(&mut b, &serde_json::to_vec(&i).expect("INFO"));
+                b
+            });
+            c.send_now(line);
+        }
+    }
+
     fn base_info(&self) -> Info {
         let opts = self.opts();
         let addr = self.client_addr.lock().unwrap().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+        let clustered = self.clustered();
+        let advertise = clustered && !opts.cluster.as_ref().is_some_and(|c| c.no_advertise);
+        let (mut urls, mut ws_urls) = (Vec::new(), Vec::new());
+        if advertise {
+            // A server in lame duck mode points its clients at the others only.
+            if !self.ldm.load(Ordering::Relaxed) {
+                urls = self.own_client_urls();
+                ws_urls = self.own_ws_urls();
+            }
+            for u in self.routes.peer_client_urls(false) {
+                if !urls.contains(&u) {
+                    urls.push(u);
+                }
+            }
+            for u in self.routes.peer_client_urls(true) {
+                if !ws_urls.contains(&u) {
+                    ws_urls.push(u);
+                }
+            }
+        }
         Info {
             server_id: self.id.clone(),
             server_name: self.name.clone(),
@@ -214,6 +312,9 @@ impl ServerInner {
             chorus: info::CHORUS_VERSION.to_string(),
             jetstream: opts.jetstream.enabled,
             domain: opts.jetstream.domain.clone().filter(|_| opts.jetstream.enabled),
+            cluster: clustered.then(|| self.cluster_name()),
+            connect_urls: urls,
+            ws_connect_urls: ws_urls,
             ..Info::default()
         }
     }
@@ -227,7 +328,7 @@ impl ServerInner {
             i.tls_available = !i.tls_required;
             i.tls_verify = t.verify || t.verify_and_map;
         }
-        if ctx.kind == ConnKind::Websocket
+        if ctx.transport == Transport::Websocket
             && let Some((addr, wss)) = *self.websocket_addr.lock().unwrap()
         {
             i.tls_required = wss;
@@ -253,10 +354,10 @@ impl ServerInner {
         i.client_ip = addr.ip().to_string();
         // nats-server announces no auth to plain clients when `no_auth_user` would take a
         // CONNECT without credentials (a CONNECT is still required); WebSocket INFO keeps it.
-        let anonymous_ok = ctx.kind != ConnKind::Websocket && auth.no_auth_user().is_some();
+        let anonymous_ok = ctx.transport != Transport::Websocket && auth.no_auth_user().is_some();
         i.auth_required = (auth.required() && !anonymous_ok)
-            || (ctx.kind == ConnKind::Websocket
-                && self.opts().websocket.as_ref().is_some_and(crate::websocket::auth_override));
+            || (ctx.transport == Transport::Websocket
+                && self.opts().websocket.as_ref().is_some_and(listener::websocket::auth_override));
         if auth.needs_nonce() {
             i.nonce = self.nonce_for(cid);
         }
@@ -357,9 +458,11 @@ impl Server {
                 "error resolving system account: account missing".into(),
             ));
         }
+        check_cluster(&opts)?;
         let gacc = Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache));
         let accounts = build_accounts(&opts, &auth, None);
-        configure_accounts(&opts, &auth, &accounts, &gacc)?;
+        configure_accounts(None, &opts, &auth, &accounts, &gacc)?;
+        let system = system_account_name(&opts, &auth);
         let inner = Arc::new(ServerInner {
             auth: RwLock::new(Arc::new(auth)),
             id,
@@ -371,7 +474,9 @@ impl Server {
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(Default::default()),
             next_cid: AtomicU64::new(0),
-            stats: Stats::default(),
+            stats: Arc::new(Stats::default()),
+            routes: Routes::new(),
+            jetstream: Mutex::new(None),
             shutdown: CancellationToken::new(),
             accept_stop: CancellationToken::new(),
             ldm: AtomicBool::new(false),
@@ -381,6 +486,9 @@ impl Server {
             websocket_addr: Mutex::new(None),
             config_load_time: Mutex::new(SystemTime::now()),
             sys_seq: AtomicU64::new(0),
+            cluster_addr: Mutex::new(None),
+            cluster: RwLock::new(cluster_identity(&opts)),
+            urls_pushed: AtomicU64::new(0),
             opts: RwLock::new(Arc::new(opts.clone())),
         });
 
@@ -400,10 +508,11 @@ impl Server {
             if opts.jetstream.enabled { Some(crate::jetstream::start(&inner)?) } else { None };
 
         let addr = format!("{}:{}", opts.host, opts.port);
-        let listener = bind_listener(&addr)
+        let client_listener = listener::bind(&addr)
             .await
             .map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
-        let local = listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
+        let local =
+            client_listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
         *inner.client_addr.lock().unwrap() = Some(local);
 
         let mut tasks = Vec::new();
@@ -421,7 +530,7 @@ impl Server {
         if let Some(w) = ws {
             let whost = ws_host(&opts);
             let waddr = format!("{whost}:{}", w.port.unwrap_or(0));
-            let wl = bind_listener(&waddr)
+            let wl = listener::bind(&waddr)
                 .await
                 .map_err(|source| ServerError::Listen { addr: waddr.clone(), source })?;
             let wlocal =
@@ -435,7 +544,12 @@ impl Server {
             if ws_tls.is_none() {
                 tracing::warn!("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!");
             }
-            tasks.push(tokio::spawn(crate::websocket::accept_loop(inner.clone(), wl, ws_tls)));
+            tasks.push(tokio::spawn(listener::websocket::accept_loop(
+                inner.clone(),
+                wl,
+                ws_tls,
+                client::handoff,
+            )));
         }
         tracing::info!("Listening for client connections on {}:{}", opts.host, local.port());
         if let Some(t) = &client_tls {
@@ -446,8 +560,24 @@ impl Server {
                 );
             }
         }
+        if let Some(c) = &opts.cluster {
+            // The system account gets its own connections whenever routes are pooled, as
+            // nats-server pins it.
+            let mut pinned = c.accounts.clone();
+            if let Some(sys) = system.clone().filter(|s| !pinned.contains(s)) {
+                pinned.push(sys);
+            }
+            inner.routes.configure(c.pool_size, pinned);
+            crate::interest::advertise_system(&inner);
+            crate::route::conn::start(&inner, &mut tasks).await?;
+        }
         tracing::info!("Server is ready");
-        tasks.push(tokio::spawn(accept_loop(inner.clone(), listener, client_tls)));
+        tasks.push(tokio::spawn(listener::accept_loop(
+            inner.clone(),
+            client_listener,
+            client_tls,
+            client::handoff,
+        )));
         tasks.extend(js_task);
         start_guard.disarm();
         Ok(Server { inner, tasks })
@@ -489,6 +619,33 @@ impl Server {
         Some(format!("{}://{ip}:{}", if wss { "wss" } else { "ws" }, a.port()))
     }
 
+    /// The route listener's address, if the server is in a cluster.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        *self.inner.cluster_addr.lock().unwrap()
+    }
+
+    /// `nats-route://host:port` of the route listener (127.0.0.1 for a wildcard host).
+    pub fn route_url(&self) -> Option<String> {
+        let a = self.cluster_addr()?;
+        let ip = if a.ip().is_unspecified() { "127.0.0.1".to_string() } else { a.ip().to_string() };
+        Some(format!("nats-route://{ip}:{}", a.port()))
+    }
+
+    /// Route connections up (/varz `routes`), and distinct peers (/varz `remotes`).
+    pub fn num_routes(&self) -> (usize, usize) {
+        (self.inner.routes.links().len(), self.inner.routes.num_remotes())
+    }
+
+    /// Whether anyone, here or on a peer, is interested in `subject` of the global account.
+    pub fn has_interest(&self, subject: &str) -> bool {
+        self.inner.gacc.sublist.has_interest(subject.as_bytes())
+    }
+
+    /// The JetStream runtime's counters, while it runs.
+    pub fn jetstream_stats(&self) -> Option<Arc<crate::jetstream::JetStreamStats>> {
+        self.inner.jetstream.lock().unwrap().as_ref().map(|h| h.stats())
+    }
+
     pub fn num_clients(&self) -> usize {
         self.inner.clients.lock().unwrap().len()
     }
@@ -502,9 +659,18 @@ impl Server {
     pub fn reload(&self, new: Options) -> Result<Vec<&'static str>, ServerError> {
         let old = self.inner.opts();
         let changed = old.reload_diff(&new).map_err(|e| ServerError::Config(e.to_string()))?;
+        if old.cluster != new.cluster {
+            // nats-server applies route changes on reload; Chorus does not yet, so it refuses
+            // them rather than pretend (docs/missing.md).
+            return Err(ServerError::Config(
+                "config reload: changes to the cluster block are not supported yet; restart \
+                 the server to apply them"
+                    .into(),
+            ));
+        }
         let auth = Auth::from_options(&new)?;
         let accounts = build_accounts(&new, &auth, Some(&self.inner.accounts.read().unwrap()));
-        configure_accounts(&new, &auth, &accounts, &self.inner.gacc)?;
+        configure_accounts(Some(&self.inner), &new, &auth, &accounts, &self.inner.gacc)?;
         *self.inner.auth.write().unwrap() = Arc::new(auth);
         *self.inner.accounts.write().unwrap() = accounts;
         *self.inner.opts.write().unwrap() = Arc::new(new);
@@ -527,6 +693,7 @@ impl Server {
         let opts = inner.opts();
         tracing::info!("Entering lame duck mode, stop accepting new clients");
         inner.accept_stop.cancel();
+        crate::route::conn::send_lame_duck(inner);
         let clients: Vec<_> = inner.clients.lock().unwrap().values().cloned().collect();
         let mut info = inner.base_info();
         info.ldm = true;
@@ -580,6 +747,7 @@ impl Server {
         while !inner.clients.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        inner.routes.close_all();
         inner.shutdown.cancel();
         for t in self.tasks {
             let _ = t.await;
@@ -597,58 +765,6 @@ fn ws_host(opts: &Options) -> String {
         Some(h) if !h.is_empty() => h.to_string(),
         _ => opts.host.clone(),
     }
-}
-
-/// Binds a client listener as Go's `net.Listen` does for nats-server: the accept backlog is
-/// the kernel's maximum (`somaxconn` caps the value), not a small default. With a small
-/// backlog, a connect storm overflows the queue; the kernel then drops the clients' final
-/// handshake ACKs and, since NATS servers speak first, those clients wait for INFO for as
-/// long as the SYN-ACK retransmits take (tens of seconds).
-async fn bind_listener(addr: &str) -> std::io::Result<TcpListener> {
-    let mut last = None;
-    for a in tokio::net::lookup_host(addr).await? {
-        let sock = if a.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        sock.set_reuseaddr(true)?;
-        match sock.bind(a) {
-            Ok(()) => return sock.listen(u16::MAX.into()),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "address resolves to nothing")
-    }))
-}
-
-async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener, tls: Option<Arc<TlsSetup>>) {
-    loop {
-        let (stream, addr) = tokio::select! {
-            _ = inner.shutdown.cancelled() => return,
-            _ = inner.accept_stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::error!("Error accepting client connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        spawn_client(&inner, stream, addr, tls.as_ref());
-    }
-}
-
-fn spawn_client(
-    inner: &Arc<ServerInner>,
-    stream: TcpStream,
-    addr: SocketAddr,
-    tls: Option<&Arc<TlsSetup>>,
-) {
-    let _ = stream.set_nodelay(true);
-    match tls {
-        Some(t) => tokio::spawn(crate::tls::serve_client(inner.clone(), stream, addr, t.clone())),
-        None => tokio::spawn(client::run(inner.clone(), stream, addr, ConnCtx::default())),
-    };
 }
 
 /// Accounts from `accounts {}`. On reload, accounts that still exist keep their object (and
@@ -695,15 +811,19 @@ pub(crate) fn system_account_name(opts: &Options, auth: &Auth) -> Option<String>
 /// Checks what only wiring the accounts reveals (imports that are not authorized or form a
 /// cycle, bad mappings), without starting anything: `-t` runs this after parsing.
 pub fn check_accounts(opts: &Options) -> Result<(), ServerError> {
+    check_cluster(opts)?;
     let auth = Auth::from_options(opts)?;
     let gacc = Arc::new(Account::new(GLOBAL_ACCOUNT, false));
     let accounts = build_accounts(opts, &auth, None);
-    configure_accounts(opts, &auth, &accounts, &gacc)
+    configure_accounts(None, opts, &auth, &accounts, &gacc)
 }
 
 /// Applies `accounts {}` exports, imports, mappings and limits (and the top-level `mappings`
 /// of `$G`), with nats-server's errors for imports that are not authorized.
+/// `srv`: the running server (a reload); `None` before it exists, when no account has
+/// subscriptions yet.
 fn configure_accounts(
+    srv: Option<&ServerInner>,
     opts: &Options,
     auth: &Auth,
     accounts: &FxHashMap<String, Arc<Account>>,
@@ -716,7 +836,7 @@ fn configure_accounts(
         sys.set_system(true);
     }
     if let Some(trust) = auth.trust() {
-        account::system::configure_jwt_accounts(trust, accounts);
+        account::system::configure_jwt_accounts(srv, trust, accounts);
     }
     let cfg = |e: account::ImportError| ServerError::Config(e.to_string());
     // Exports first: imports check them.
@@ -776,8 +896,8 @@ fn configure_accounts(
         b.mappings = account::mappings_from_options(&a.mappings).map_err(cfg)?;
         let changed = account::system::imports_differ(&current, &b);
         acc.set_routing(b.build());
-        if changed {
-            client::refresh_shadows(&acc);
+        if changed && let Some(srv) = srv {
+            crate::interest::refresh_shadows(srv, &acc);
         }
     }
     if !opts.mappings.is_empty() {
@@ -793,4 +913,121 @@ fn configure_accounts(
         );
     }
     Ok(())
+}
+
+/// A server in a cluster must not run a JetStream of its own: its streams would ack alone
+/// while clients believe them replicated. Until JetStream is replicated over the cluster
+/// (the JetStream-on-raft issue), the two do not start together.
+fn check_cluster(opts: &Options) -> Result<(), ServerError> {
+    let clustered = opts.cluster.as_ref().is_some_and(|c| c.port.is_some() || !c.routes.is_empty());
+    if let Some(c) = opts.cluster.as_ref().filter(|_| clustered) {
+        // Options an operator relies on for safety are refused, never ignored.
+        if c.tls.is_some() {
+            return Err(ServerError::Config(
+                "cluster.tls: TLS on routes is not supported yet (see docs/missing.md); routes \
+                 would run unencrypted"
+                    .into(),
+            ));
+        }
+        if c.permissions.is_some() {
+            return Err(ServerError::Config(
+                "cluster.permissions: route import/export permissions are not supported yet \
+                 (see docs/missing.md)"
+                    .into(),
+            ));
+        }
+        if c.compression.mode.starts_with("s2") {
+            tracing::warn!(
+                "cluster.compression {:?}: Chorus does not compress routes; they run \
+                 uncompressed",
+                c.compression.mode
+            );
+        }
+    }
+    if clustered && opts.jetstream.enabled {
+        return Err(ServerError::Config(
+            "JetStream in a cluster is not available yet: Chorus does not replicate streams \
+             over routes (see docs/missing.md), and a clustered server acking JetStream \
+             writes alone would lose them with that node; remove the `jetstream` block or \
+             the `cluster` block"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The cluster name a server starts with: the configured one, else a generated one (as
+/// nats-server's `nuid`) marked dynamic.
+fn cluster_identity(opts: &Options) -> (String, bool) {
+    match opts.cluster.as_ref() {
+        Some(c) if c.name.is_some() => (c.name.clone().unwrap_or_default(), false),
+        Some(c) if c.port.is_some() || !c.routes.is_empty() => {
+            let id = info::new_nonce().replace(['-', '_'], "");
+            (format!("{id}{}", rand::random_range(100_000..999_999)), true)
+        }
+        _ => (String::new(), false),
+    }
+}
+
+/// `host:port` URLs for a listener: the advertised address, or the host, or for a wildcard
+/// host every global unicast address of the machine (loopback when there is none).
+fn connect_urls(advertise: Option<&str>, host: &str, port: u16) -> Vec<String> {
+    if let Some(a) = advertise.filter(|a| !a.is_empty()) {
+        return vec![if a.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            a.to_string()
+        } else {
+            format!("{a}:{port}")
+        }];
+    }
+    let join = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        v4 => format!("{v4}:{port}"),
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => {
+            let ips = global_unicast_addresses();
+            if ips.is_empty() {
+                vec![format!("127.0.0.1:{port}")]
+            } else {
+                ips.into_iter().map(join).collect()
+            }
+        }
+        Ok(ip) => vec![join(ip)],
+        Err(_) => vec![format!("{host}:{port}")],
+    }
+}
+
+/// The machine's global unicast addresses (not loopback, link-local or multicast).
+fn global_unicast_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    let mut out = Vec::new();
+    for a in addrs {
+        let Some(sa) = a.address else { continue };
+        let ip: std::net::IpAddr = if let Some(v4) = sa.as_sockaddr_in() {
+            std::net::IpAddr::V4(v4.ip())
+        } else if let Some(v6) = sa.as_sockaddr_in6() {
+            std::net::IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        let global = match ip {
+            std::net::IpAddr::V4(v) => {
+                !(v.is_loopback()
+                    || v.is_link_local()
+                    || v.is_multicast()
+                    || v.is_broadcast()
+                    || v.is_unspecified())
+            }
+            std::net::IpAddr::V6(v) => {
+                !(v.is_loopback()
+                    || v.is_unicast_link_local()
+                    || v.is_multicast()
+                    || v.is_unspecified())
+            }
+        };
+        if global && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
 }

@@ -434,7 +434,7 @@ async fn full_queue_answers_429() -> Result<()> {
     assert_eq!(m.status.map(u16::from), Some(429));
     let v: Value = serde_json::from_slice(&m.payload)?;
     assert_eq!((err_code(&v), v["stream"].as_str()), (10167, Some("Q")));
-    let stats = chorus_server::jetstream::stats(s.id()).expect("runtime running");
+    let stats = s.jetstream_stats().expect("runtime running");
     assert!(stats.refused.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     s.shutdown().await;
     Ok(())
@@ -452,7 +452,7 @@ async fn acks_of_a_burst_share_syncs() -> Result<()> {
         ..Default::default()
     })
     .await?;
-    let stats = chorus_server::jetstream::stats(s.id()).expect("runtime running");
+    let stats = s.jetstream_stats().expect("runtime running");
     let before = stats.syncs.load(std::sync::atomic::Ordering::Relaxed);
     const N: u64 = 500;
     let mut futures = Vec::new();

@@ -400,7 +400,7 @@ pub fn check_publish(
     let mut counter_value = None;
     if let (Some(incr), true) = (incr, cfg.allow_msg_counter) {
         let (hdr_out, value) = apply_counter(view, subject, &cur(&header), msg.payload, incr)?;
-        let body = format!("{{\"val\":{}}}", go_quote(&value));
+        let body = format!("{{\"val\":{}}}", crate::go::quote(&value));
         if hdr_out.len() as i64 > ctx.max_payload
             || body.len() as i64 > ctx.max_payload - hdr_out.len() as i64
         {
@@ -603,36 +603,6 @@ fn apply_counter(
     Ok((header, total.to_string()))
 }
 
-/// Go's `strconv.Quote` for the ASCII-ish strings nats-server formats with `%q`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    go_quote_into(&mut out, s);
-    out
-}
-
-/// Appends `s` quoted as Go's `%q` would.
-fn go_quote_into(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// A signed decimal integer of any size (counter values are Go `big.Int`s).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct BigInt {
@@ -756,10 +726,10 @@ impl PubAck {
         // Built by hand: this runs once per stored message, on the thread that stores them.
         let mut s = String::with_capacity(32 + self.stream.len() + self.domain.len());
         s.push_str("{\"stream\":");
-        go_quote_into(&mut s, &self.stream);
+        crate::go::quote_into(&mut s, &self.stream);
         if !self.domain.is_empty() {
             s.push_str(",\"domain\":");
-            go_quote_into(&mut s, &self.domain);
+            crate::go::quote_into(&mut s, &self.domain);
         }
         s.push_str(",\"seq\":");
         push_u64(&mut s, self.seq);
@@ -767,12 +737,12 @@ impl PubAck {
             s.push_str(",\"duplicate\": true");
         } else if !self.batch_id.is_empty() {
             s.push_str(",\"batch\":");
-            go_quote_into(&mut s, &self.batch_id);
+            crate::go::quote_into(&mut s, &self.batch_id);
             s.push_str(",\"count\":");
             push_u64(&mut s, self.batch_size);
         } else if !self.value.is_empty() {
             s.push_str(",\"val\":");
-            go_quote_into(&mut s, &self.value);
+            crate::go::quote_into(&mut s, &self.value);
         }
         s.push('}');
         s.into_bytes()

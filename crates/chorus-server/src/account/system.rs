@@ -40,7 +40,7 @@ use super::{
     Account, DEFAULT_RESPONSE_THRESHOLD, ExportAuth, Limits, RoutingBuilder, ServiceExport,
     StreamExport,
 };
-use crate::client::CloseReason;
+use crate::conn::CloseReason;
 use crate::server::ServerInner;
 
 #[derive(Serialize)]
@@ -89,7 +89,7 @@ fn respond(srv: &ServerInner, account: &str, r: Result<&str, String>) -> Vec<u8>
         jetstream: js,
         flags: u64::from(js),
         seq: srv.sys_seq.fetch_add(1, Ordering::Relaxed) + 1,
-        time: crate::monitor::rfc3339(SystemTime::now()),
+        time: chorus_jetstream::go::rfc3339(SystemTime::now()),
     };
     let (data, error) = match r {
         Ok(message) => {
@@ -201,7 +201,13 @@ fn remove_account(srv: &Arc<ServerInner>, key: &str) {
 }
 
 /// Limits, exports and imports of every account JWT the trust chain holds.
-pub(crate) fn configure_jwt_accounts(trust: &Trust, accounts: &FxHashMap<String, Arc<Account>>) {
+/// `srv`: the running server, when there is one (accounts that gain stream imports rebuild
+/// their subscriptions' shadows).
+pub(crate) fn configure_jwt_accounts(
+    srv: Option<&ServerInner>,
+    trust: &Trust,
+    accounts: &FxHashMap<String, Arc<Account>>,
+) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let claims: Vec<(Arc<Account>, Arc<AccountClaims>)> =
         accounts.iter().filter_map(|(k, a)| trust.account(k).map(|c| (a.clone(), c))).collect();
@@ -276,8 +282,8 @@ pub(crate) fn configure_jwt_accounts(trust: &Trust, accounts: &FxHashMap<String,
         }
         let changed = imports_differ(&current, &b);
         acc.set_routing(b.build());
-        if changed {
-            crate::client::refresh_shadows(acc);
+        if changed && let Some(srv) = srv {
+            crate::interest::refresh_shadows(srv, acc);
         }
     }
 }
@@ -329,7 +335,7 @@ fn exports_of(c: &AccountClaims) -> (Vec<StreamExport>, Vec<Arc<ServiceExport>>)
 /// account (exports may have changed), then the account's connected clients.
 pub(crate) fn apply_update(srv: &Arc<ServerInner>, trust: &Trust, claims: &AccountClaims) {
     let acc = srv.account_or_create(&claims.sub);
-    configure_jwt_accounts(trust, &srv.accounts());
+    configure_jwt_accounts(Some(srv), trust, &srv.accounts());
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let mut clients: Vec<_> = srv
         .clients

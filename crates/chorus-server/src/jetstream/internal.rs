@@ -1,13 +1,11 @@
 //! The two hooks between the client runtime and the JetStream runtime:
 //!
-//! - [`InternalSink`]: the target of an internal subscription. A client's reader task meets
-//!   it in `Client::deliver`, copies the message into owned [`Bytes`] and queues it for the
-//!   runtime thread without waiting. The queue is bounded by message count and bytes; what
+//! - [`InternalSink`]: the target of an internal subscription (a [`Sink`]). The routing engine
+//!   (`deliver`) meets it on any publisher's task; it copies the message into owned [`Bytes`]
+//!   and queues it for the runtime thread without waiting. The queue is bounded by message count and bytes; what
 //!   does not fit is refused the way nats-server refuses it (below).
-//! - [`Outbox`]: the server's own publishes (PubAcks, API responses, direct-get replies),
-//!   routed through the account sublist like a client publish (queue groups honoured,
-//!   internal subscribers included) and appended to each subscriber's outbound buffer. Writers
-//!   are woken once per batch, after the batch's sync, like a reader task's deferred flush.
+//! - The server's own publishes (PubAcks, API responses, deliveries) leave through
+//!   `internal::Outbox`, the routing engine with the server as publisher.
 //!
 //! # A full queue
 //!
@@ -28,8 +26,9 @@ use chorus_jetstream::ErrorId;
 use chorus_jetstream::stream::publish::PubAckResponse;
 
 use crate::account::Account;
-use crate::client::{ClientShared, CloseReason, Subscription};
+use crate::internal::Outbox;
 use crate::server::ServerInner;
+use crate::sub::{Msg, Sink};
 
 /// What an internal subscription's sid says about its target. The sid is the only per-
 /// subscription data `Client::deliver` hands over, so it carries the routing key.
@@ -311,20 +310,16 @@ impl InternalSink {
         Dequeued { size: msg.size(), api }
     }
 
-    /// Called by `Client::deliver` (and by [`Outbox`]) for a subscription whose client is
-    /// internal. Returns whether the message counts as delivered (for no-responders).
-    /// `requester`: the publisher's `ClientInfo` JSON for the API audit advisory.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn deliver(
+    /// A message for one of the runtime's subscriptions (see [`Sink`]): queued for the
+    /// runtime thread, or refused when the queue is full.
+    fn take(
         &self,
         account: &Arc<Account>,
         sid: &[u8],
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
+        m: &Msg<'_>,
         requester: Option<String>,
     ) -> bool {
+        let (subject, reply, headers, payload) = (m.subject, m.reply, m.hdr, m.payload);
         let Some(target) = Target::from_sid(sid) else { return false };
         if matches!(target, Target::Api | Target::DomainApi) && !routed_through_api(target, subject)
         {
@@ -408,9 +403,8 @@ impl InternalSink {
         };
         let name = s.names.lock().unwrap().get(&id).cloned().unwrap_or_default();
         let body = PubAckResponse::error(&name, ErrorId::StreamTooManyRequests.error()).to_wire();
-        let mut out = Outbox::default();
+        let mut out = Outbox::new(&srv);
         out.publish(
-            &srv,
             &msg.account,
             reply,
             None,
@@ -418,6 +412,23 @@ impl InternalSink {
             &body,
         );
         out.flush();
+    }
+}
+
+impl Sink for InternalSink {
+    fn deliver(
+        &self,
+        account: &Arc<Account>,
+        sid: &[u8],
+        msg: &Msg<'_>,
+        requester: Option<String>,
+    ) -> bool {
+        self.take(account, sid, msg, requester)
+    }
+
+    /// The API audit advisory names the requester; it is built only when someone listens.
+    fn wants_requester(&self, account: &Account, sid: &[u8]) -> bool {
+        is_api_sid(sid) && account.sublist.has_interest(API_AUDIT_SUBJECT.as_bytes())
     }
 }
 
@@ -431,142 +442,4 @@ fn routed_through_api(target: Target, subject: &[u8]) -> bool {
         return false;
     }
     !(target == Target::Api && rest.starts_with(b"DIRECT.GET"))
-}
-
-/// The server's own publishes of one batch; writers are woken by [`Outbox::flush`].
-#[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    dirty: Vec<Arc<ClientShared>>,
-    rng: u64,
-}
-
-impl Outbox {
-    /// Routes a message into `account` as nats-server's internal clients do. Returns whether
-    /// anyone received it.
-    pub(crate) fn publish(
-        &mut self,
-        srv: &ServerInner,
-        account: &Arc<Account>,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
-    ) -> bool {
-        self.publish_via(srv, account, subject, subject, reply, headers, payload, false)
-    }
-
-    /// Like [`Outbox::publish`], but routed by `route` while receivers see `subject`: a
-    /// consumer delivery goes to a pull request's inbox with the message's own subject.
-    /// `transient` for a route subject unlikely to repeat (a reply inbox): matched without
-    /// filling the sublist cache ([`chorus_sublist::Sublist::match_transient`]).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn publish_via(
-        &mut self,
-        srv: &ServerInner,
-        account: &Arc<Account>,
-        route: &[u8],
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
-        transient: bool,
-    ) -> bool {
-        let r = if transient {
-            account.sublist.match_transient(route)
-        } else {
-            account.sublist.match_subject(route)
-        };
-        let mut delivered = false;
-        for s in &r.psubs {
-            delivered |= self.deliver(srv, account, &s.0, subject, reply, headers, payload);
-        }
-        for group in &r.qsubs {
-            if group.is_empty() {
-                continue;
-            }
-            let start = (self.next_random() % group.len() as u64) as usize;
-            for i in 0..group.len() {
-                let s = &group[(start + i) % group.len()].0;
-                if self.deliver(srv, account, s, subject, reply, headers, payload) {
-                    delivered = true;
-                    break;
-                }
-            }
-        }
-        delivered
-    }
-
-    fn next_random(&mut self) -> u64 {
-        if self.rng == 0 {
-            self.rng = rand::random::<u64>() | 1;
-        }
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn deliver(
-        &mut self,
-        srv: &ServerInner,
-        account: &Arc<Account>,
-        sub: &Arc<Subscription>,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
-    ) -> bool {
-        // Auto-unsubscribe, as for a client publish (a request's inbox often has max 1).
-        let max = sub.max.load(Ordering::Relaxed);
-        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
-        if max > 0 {
-            if n > max {
-                return false;
-            }
-            if n == max && !sub.removed.swap(true, Ordering::AcqRel) {
-                let _ = account.sublist.remove(
-                    &sub.subject,
-                    sub.queue.as_deref(),
-                    &crate::client::SubRef(sub.clone()),
-                );
-            }
-        }
-        let c = &sub.client;
-        if let Some(sink) = &c.internal {
-            return sink.deliver(account, &sub.sid, subject, reply, headers, payload, None);
-        }
-        let Some((was_empty, slow)) = c.enqueue_msg(&sub.sid, subject, reply, headers, payload)
-        else {
-            return false;
-        };
-        srv.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        srv.stats
-            .out_bytes
-            .fetch_add((payload.len() + headers.map_or(0, <[u8]>::len)) as u64, Ordering::Relaxed);
-        if slow {
-            if !c.is_closing() {
-                srv.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    "{}:{} - cid:{} - Slow Consumer Detected: MaxPending Exceeded",
-                    c.addr.ip(),
-                    c.addr.port(),
-                    c.cid
-                );
-                c.close(CloseReason::SlowConsumerPendingBytes, false);
-            }
-            return true;
-        }
-        if was_empty {
-            self.dirty.push(c.clone());
-        }
-        true
-    }
-
-    /// Wakes every writer that got something since the last flush.
-    pub(crate) fn flush(&mut self) {
-        for c in self.dirty.drain(..) {
-            c.wake_writer();
-        }
-    }
 }

@@ -114,11 +114,12 @@ use rustc_hash::FxHashMap;
 use tokio::task::JoinHandle;
 
 use crate::account::Account;
-use crate::client::{ClientShared, SubRef, Subscription};
 use crate::server::ServerInner;
+use crate::sub::{ClientShared, SubRef, Subscription};
 
-pub(crate) use internal::{API_AUDIT_SUBJECT, InternalSink, is_api_sid};
-use internal::{InternalMsg, Outbox, QueueLimits, Target, Work};
+use crate::internal::Outbox;
+pub(crate) use internal::{API_AUDIT_SUBJECT, InternalSink};
+use internal::{InternalMsg, QueueLimits, Target, Work};
 use stream::{Definition, Stream, limits_of, now_nanos, storage_kind};
 
 /// Most messages taken off the queue for one batch (one sync).
@@ -228,10 +229,8 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         in_flight: Arc::new(InFlight::default()),
         push: Default::default(),
     };
-    registry()
-        .lock()
-        .unwrap()
-        .insert(srv.id.clone(), Handle { stats: rt.stats.clone(), sink: rt.sink.clone() });
+    *srv.jetstream.lock().unwrap() =
+        Some(Handle { stats: rt.stats.clone(), sink: rt.sink.clone() });
     let (enabled, disabled) = jetstream_accounts(srv, &opts);
     for (account, limits) in enabled {
         rt.enable_account(&account, limits);
@@ -497,7 +496,7 @@ impl Runtime {
         if self.accounts.contains_key(&account.name) {
             return;
         }
-        let client = Arc::new(ClientShared::new_internal(self.sink.clone()));
+        let client = Arc::new(ClientShared::new_internal(Arc::new(self.sink.clone())));
         let mut api_subs = Vec::new();
         let mut prefixes = vec!["$JS.API.>".to_string()];
         if let Some(d) = &self.srv.opts().jetstream.domain {
@@ -568,7 +567,7 @@ impl Runtime {
         if self.accounts.contains_key(&account.name) || self.disabled.contains_key(&account.name) {
             return;
         }
-        let client = Arc::new(ClientShared::new_internal(self.sink.clone()));
+        let client = Arc::new(ClientShared::new_internal(Arc::new(self.sink.clone())));
         let mut subs = vec![subscribe(account, &client, "$JS.API.>", Target::Api)];
         if let Some(d) = &self.srv.opts().jetstream.domain {
             subs.push(subscribe(account, &client, &format!("$JS.{d}.API.>"), Target::DomainApi));
@@ -678,7 +677,7 @@ impl Runtime {
                 unsubscribe_all(&acc.account, &mut s.direct_subs);
             }
         }
-        registry().lock().unwrap().remove(&self.srv.id);
+        *self.srv.jetstream.lock().unwrap() = None;
         tracing::debug!(
             "JetStream runtime stopped: {} stored, {} syncs, {} reply batches",
             self.stats.stored.load(Ordering::Relaxed),
@@ -859,9 +858,9 @@ impl Runtime {
             // spare the replies a thread hop (direct gets, KV gets, deliveries of synced
             // messages).
             let err = failed.map(|e| chorus_jetstream::ErrorId::StreamStoreFailed.with_err(&e));
-            let mut outbox = Outbox::default();
+            let mut outbox = Outbox::new(&self.srv);
             let replies = std::mem::take(&mut self.out);
-            send_replies(&self.srv, &self.stats, &mut outbox, replies, err.as_ref());
+            send_replies(&self.stats, &mut outbox, replies, err.as_ref());
             outbox.flush();
             return;
         }
@@ -939,7 +938,7 @@ struct Syncer {
 
 impl Syncer {
     fn run(self, rx: Receiver<Flight>) {
-        let mut outbox = Outbox::default();
+        let mut outbox = Outbox::new(&self.srv);
         let mut group = Vec::new();
         while let Ok(first) = rx.recv() {
             group.push(first);
@@ -958,7 +957,7 @@ impl Syncer {
             for f in group.drain(..) {
                 let err = f.failed.as_ref().or(sync_err.as_ref());
                 bytes += f.bytes;
-                send_replies(&self.srv, &self.stats, &mut outbox, f.replies, err);
+                send_replies(&self.stats, &mut outbox, f.replies, err);
             }
             outbox.flush();
             self.in_flight.done(n, bytes);
@@ -968,7 +967,6 @@ impl Syncer {
 
 /// Publishes a batch's replies in order; with `err`, its file PubAcks become that error.
 fn send_replies(
-    srv: &ServerInner,
     stats: &JetStreamStats,
     outbox: &mut Outbox,
     replies: Vec<Reply>,
@@ -988,7 +986,6 @@ fn send_replies(
         // repeat; deliveries (with their ack subject) go to deliver subjects that do.
         let transient = r.reply.is_none();
         outbox.publish_via(
-            srv,
             &r.account,
             &r.subject,
             r.shown_as.as_deref().unwrap_or(&r.subject),
@@ -1000,35 +997,31 @@ fn send_replies(
     }
 }
 
-/// A running runtime, as the rest of the server reaches it.
-#[derive(Clone)]
-struct Handle {
+/// A running runtime, as the rest of the server reaches it (kept in
+/// `ServerInner::jetstream` while the runtime runs).
+#[derive(Debug, Clone)]
+pub(crate) struct Handle {
     stats: Arc<JetStreamStats>,
     sink: InternalSink,
 }
 
-/// Running runtimes by server id.
-fn registry() -> &'static Mutex<FxHashMap<String, Handle>> {
-    static REG: std::sync::OnceLock<Mutex<FxHashMap<String, Handle>>> = std::sync::OnceLock::new();
-    REG.get_or_init(Default::default)
-}
-
-/// The counters of the JetStream runtime of the server with this id, while it runs.
-pub fn stats(server_id: &str) -> Option<Arc<JetStreamStats>> {
-    registry().lock().unwrap().get(server_id).map(|h| h.stats.clone())
-}
-
-/// The `/jsz` report of the server with this id; `None` when JetStream does not run.
-pub async fn jsz(server_id: &str, o: JszOptions) -> Option<JsInfo> {
-    let h = registry().lock().unwrap().get(server_id).cloned()?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let queued = h.sink.call(Box::new(move |rt: &mut Runtime| {
-        let _ = tx.send(rt.jsz(&o));
-    }));
-    if !queued {
-        return None;
+impl Handle {
+    /// The runtime's counters.
+    pub(crate) fn stats(&self) -> Arc<JetStreamStats> {
+        self.stats.clone()
     }
-    rx.await.ok()
+
+    /// The `/jsz` report, built on the runtime thread; `None` if the runtime has stopped.
+    pub(crate) async fn jsz(&self, o: JszOptions) -> Option<JsInfo> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = self.sink.call(Box::new(move |rt: &mut Runtime| {
+            let _ = tx.send(rt.jsz(&o));
+        }));
+        if !queued {
+            return None;
+        }
+        rx.await.ok()
+    }
 }
 
 /// Adds an internal subscription to `account`.
@@ -1038,15 +1031,12 @@ fn subscribe(
     subject: &str,
     target: Target,
 ) -> Arc<Subscription> {
-    let sub = Arc::new(Subscription {
-        client: client.clone(),
-        subject: Bytes::copy_from_slice(subject.as_bytes()),
-        queue: None,
-        sid: target.sid(),
-        max: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        removed: AtomicBool::new(false),
-    });
+    let sub = Arc::new(Subscription::new(
+        client.clone(),
+        Bytes::copy_from_slice(subject.as_bytes()),
+        None,
+        target.sid(),
+    ));
     if let Err(e) = account.sublist.insert(&sub.subject, None, SubRef(sub.clone())) {
         // Stream subjects are validated before a stream exists; this cannot happen for them.
         tracing::error!("JetStream: cannot subscribe {subject:?}: {e:?}");

@@ -19,7 +19,7 @@ use chorus_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::client::Subscription;
+use crate::sub::Subscription;
 
 /// What the file store keeps per stream besides its messages (the store's opaque config blob).
 #[derive(Debug, Serialize, Deserialize)]

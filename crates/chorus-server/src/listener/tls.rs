@@ -42,7 +42,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::client::{self, ConnCtx};
+use super::{ConnCtx, Handoff};
 use crate::server::ServerInner;
 
 /// A `tls { }` block that cannot be used.
@@ -332,6 +332,7 @@ pub(crate) async fn serve_client(
     tcp: TcpStream,
     addr: SocketAddr,
     setup: Arc<TlsSetup>,
+    handoff: Handoff,
 ) {
     let opts = srv.opts();
     let cid = srv.alloc_cid();
@@ -358,7 +359,7 @@ pub(crate) async fn serve_client(
     }
     ctx.tls_first = tls_first;
     if !tls {
-        client::run(srv, tcp, addr, ctx).await;
+        handoff(srv, Box::new(tcp), addr, ctx).await;
         return;
     }
     let hs = tokio::select! {
@@ -369,7 +370,7 @@ pub(crate) async fn serve_client(
         Ok((stream, ident)) => {
             ctx.tls = true;
             ctx.cert = ident;
-            client::run(srv, stream, addr, ctx).await;
+            handoff(srv, Box::new(stream), addr, ctx).await;
         }
         Err(e) => handshake_failed(&srv, cid, addr, "cid", &e),
     }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  socket ─► HTTP upgrade (any path) ─► read pump: frames ─► unmask/inflate ─┐
-//!                                                                           duplex pipe ─► client::run
+//!                                                                           duplex pipe ─► handoff
 //!  socket ◄─ write pump: binary frames (deflate, 4 KB for browsers) ◄───────┘   (the same client
 //!                       + pong / close control frames                           code as TCP)
 //! ```
@@ -54,11 +54,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::{
+    ConnCtx, Handoff,
+    tls::{self, TlsSetup},
+};
 use crate::auth::AuthError;
-use crate::client::{self, ClientShared, CloseReason, ConnCtx, ConnKind};
+use crate::conn::{CloseReason, Transport};
 use crate::info::ConnectOpts;
 use crate::server::ServerInner;
-use crate::tls::{self, TlsSetup};
+use crate::sub::ClientShared;
+use chorus_auth::ct_eq;
 
 /// Default bound on the upgrade (TLS included) when `handshake_timeout` is not set.
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,16 +150,6 @@ pub(crate) fn authenticate(
     None
 }
 
-/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
-fn ct_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
 // ---- listener -------------------------------------------------------------------------------
 
 /// Accepts WebSocket connections until shutdown or lame duck.
@@ -162,6 +157,7 @@ pub(crate) async fn accept_loop(
     srv: Arc<ServerInner>,
     listener: TcpListener,
     tls: Option<Arc<TlsSetup>>,
+    handoff: Handoff,
 ) {
     loop {
         let (tcp, addr) = tokio::select! {
@@ -177,7 +173,7 @@ pub(crate) async fn accept_loop(
             },
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve(srv.clone(), tcp, addr, tls.clone()));
+        tokio::spawn(serve(srv.clone(), tcp, addr, tls.clone(), handoff));
     }
 }
 
@@ -186,13 +182,14 @@ async fn serve(
     tcp: TcpStream,
     addr: SocketAddr,
     tls: Option<Arc<TlsSetup>>,
+    handoff: Handoff,
 ) {
     let opts = srv.opts();
     let Some(w) = opts.websocket.clone() else { return };
     let limit = w.handshake_timeout.filter(|d| !d.is_zero()).unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
     let deadline = tokio::time::Instant::now() + limit;
     match tls {
-        None => upgrade_and_run(srv, tcp, addr, &w, false, None, deadline).await,
+        None => upgrade_and_run(srv, tcp, addr, &w, false, None, deadline, handoff).await,
         Some(setup) => {
             let hs = tokio::select! {
                 r = tokio::time::timeout_at(deadline, setup.handshake(tcp)) => r,
@@ -200,7 +197,7 @@ async fn serve(
             };
             match hs {
                 Ok(Ok((stream, ident))) => {
-                    upgrade_and_run(srv, stream, addr, &w, true, ident, deadline).await
+                    upgrade_and_run(srv, stream, addr, &w, true, ident, deadline, handoff).await
                 }
                 // Worded as nats-server's HTTP server logs it.
                 Ok(Err(e)) if !e.is_probe() => tracing::error!(
@@ -223,6 +220,7 @@ async fn serve(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn upgrade_and_run<S>(
     srv: Arc<ServerInner>,
     mut stream: S,
@@ -231,6 +229,7 @@ async fn upgrade_and_run<S>(
     is_tls: bool,
     cert: Option<tls::CertIdentity>,
     deadline: tokio::time::Instant,
+    handoff: Handoff,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -273,7 +272,7 @@ async fn upgrade_and_run<S>(
     if srv.accept_stop.is_cancelled() {
         return;
     }
-    run_pumps(srv, stream, addr, up, is_tls, cert).await;
+    run_pumps(srv, stream, addr, up, is_tls, cert, handoff).await;
 }
 
 // ---- handshake ------------------------------------------------------------------------------
@@ -793,6 +792,7 @@ async fn run_pumps<S>(
     up: Upgrade,
     is_tls: bool,
     cert: Option<tls::CertIdentity>,
+    handoff: Handoff,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -800,7 +800,7 @@ async fn run_pumps<S>(
     let slot: Arc<OnceLock<Arc<ClientShared>>> = Arc::new(OnceLock::new());
     let (pump_side, client_side) = tokio::io::duplex(PIPE);
     let ctx = ConnCtx {
-        kind: ConnKind::Websocket,
+        transport: Transport::Websocket,
         tls: is_tls,
         forwarded_ip: up.forwarded_ip,
         cookies: up.cookies.clone(),
@@ -808,7 +808,7 @@ async fn run_pumps<S>(
         shared: Some(slot.clone()),
         ..ConnCtx::default()
     };
-    let client = tokio::spawn(client::run(srv.clone(), client_side, addr, ctx));
+    let client = tokio::spawn(handoff(srv.clone(), Box::new(client_side), addr, ctx));
     let (sock_rd, sock_wr) = tokio::io::split(stream);
     let (pipe_rd, pipe_wr) = tokio::io::split(pump_side);
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
