@@ -12,6 +12,7 @@
 //!  RMSG <acc> <subject> + <reply> <queue>... <size>       ... for these queue groups
 //!  RMSG <acc> <subject> | <queue>... <size>               ... without a reply
 //!  HMSG <acc> <subject> ... <hdr size> <total size>       with headers
+//!  LMSG <origin> <acc> <subject> ... <hdr size> <total size>   from a leaf (origin dropped)
 //! ```
 //!
 //! On a route pinned to one account the `<acc>` token is left out; the decoder is told
@@ -72,12 +73,14 @@ enum Kw {
     LsMinus,
     Rmsg,
     Hmsg,
+    Lmsg,
 }
 
 /// Operation names, and whether the rest of the line is ignored (`PING`).
-const WORDS: [(&[u8], Kw, bool); 12] = [
+const WORDS: [(&[u8], Kw, bool); 13] = [
     (b"RMSG", Kw::Rmsg, false),
     (b"HMSG", Kw::Hmsg, false),
+    (b"LMSG", Kw::Lmsg, false),
     (b"RS+", Kw::RsPlus, false),
     (b"RS-", Kw::RsMinus, false),
     (b"LS+", Kw::LsPlus, false),
@@ -287,17 +290,23 @@ impl RouteDecoder {
                     _ => return Err(bad),
                 }
             }
-            Kw::Rmsg | Kw::Hmsg => {
-                let hdr = kw == Kw::Hmsg;
-                let op = "processRoutedMsgArgs";
+            Kw::Rmsg | Kw::Hmsg | Kw::Lmsg => {
+                // LMSG always carries a header size (0 without headers) and an origin first.
+                let hdr = kw != Kw::Rmsg;
+                let op = if kw == Kw::Lmsg {
+                    "processRoutedOriginClusterMsgArgs"
+                } else {
+                    "processRoutedMsgArgs"
+                };
                 let bad = ProtoError::BadArgs { op, reason: "wrong arguments" };
-                let lead = usize::from(!self.pinned);
-                // account? subject [reply | + reply queues.. | | queues..] [hdr] size
+                let skip = usize::from(kw == Kw::Lmsg);
+                let lead = skip + usize::from(!self.pinned);
+                // origin? account? subject [reply | + reply queues.. | | queues..] [hdr] size
                 let sizes = 1 + usize::from(hdr);
                 if a.len() < lead + 1 + sizes {
                     return Err(bad);
                 }
-                let account = (!self.pinned).then(|| s(0));
+                let account = (!self.pinned).then(|| s(skip));
                 let subject = s(lead);
                 let mid = &a[lead + 1..a.len() - sizes];
                 let (reply, queues) = match mid {
@@ -329,7 +338,8 @@ impl RouteDecoder {
                             reason: "Header Size larger then TotalSize",
                         });
                     }
-                    Some(h)
+                    // An LMSG without headers says 0.
+                    (h > 0 || kw == Kw::Hmsg).then_some(h)
                 } else {
                     None
                 };
@@ -367,12 +377,27 @@ mod tests {
 RS+ $G foo\r\nRS+ A foo.* q 3\r\nRS- $G foo\r\nRS- A foo.* q\r\nLS+ N2 $G bar\r\n\
 RMSG $G foo 5\r\nhello\r\nRMSG A foo _INBOX.1 0\r\n\r\nRMSG A foo + r q1 q2 2\r\nhi\r\n\
 RMSG A foo | q1 1\r\nx\r\nHMSG $G h 12 14\r\nNATS/1.0\r\n\r\nhi\r\n\
-HMSG $G h + r q 12 12\r\nNATS/1.0\r\n\r\n\r\n-ERR 'x'\r\n";
+HMSG $G h + r q 12 12\r\nNATS/1.0\r\n\r\n\r\n-ERR 'x'\r\n\
+LMSG leafc $G lf 0 2\r\nhi\r\nLMSG _ A lf | q 12 13\r\nNATS/1.0\r\n\r\nx\r\n";
 
     #[test]
     fn every_op() {
         let ops = decode_all(&mut RouteDecoder::new(4096, 1 << 20), STREAM).unwrap();
-        assert_eq!(ops.len(), 16);
+        assert_eq!(ops.len(), 18);
+        assert_eq!(
+            ops[16],
+            RouteOp::Msg {
+                account: Some(b("$G")),
+                subject: b("lf"),
+                reply: None,
+                queues: vec![],
+                headers: None,
+                payload: b("hi"),
+            }
+        );
+        assert!(
+            matches!(&ops[17], RouteOp::Msg { headers: Some(_), queues, .. } if queues.len() == 1)
+        );
         assert_eq!(ops[0], RouteOp::Info(b("{\"server_id\":\"N1\"}")));
         assert_eq!(
             ops[5],

@@ -258,44 +258,52 @@ impl ServerInner {
             return;
         }
         let clients: Vec<_> = self.clients.lock().unwrap().values().cloned().collect();
-        let mut lines: [Option<BytesMut>; 2] = [None, None];
+        // One INFO per transport, then each client's own id and address (nats-server's
+        // async INFO carries them).
+        let mut infos: [Option<Info>; 2] = [None, None];
         for c in clients.iter().filter(|c| c.async_info.load(Ordering::Acquire)) {
             let ws = c.transport == Transport::Websocket;
-            let line = lines[usize::from(ws)].get_or_insert_with(|| {
-                let mut i = self.base_info();
-                let ctx = ConnCtx { transport: c.transport, ..ConnCtx::default() };
-                self.transport_info(&mut i, &ctx);
-                let mut b = BytesMut::new();
-                chorus_proto::encode::info(&mut b, &serde_json::to_vec(&i).expect("INFO"));
-                b
-            });
-            c.send_now(line);
+            let mut i = infos[usize::from(ws)]
+                .get_or_insert_with(|| {
+                    let mut i = self.base_info();
+                    let ctx = ConnCtx { transport: c.transport, ..ConnCtx::default() };
+                    self.transport_info(&mut i, &ctx);
+                    i
+                })
+                .clone();
+            i.client_id = c.cid;
+            i.client_ip = c.addr.ip().to_string();
+            let mut line = BytesMut::new();
+            chorus_proto::encode::info(&mut line, &serde_json::to_vec(&i).expect("INFO"));
+            c.send_now(&line);
         }
+    }
+
+    /// The client (`ws`: WebSocket) URLs a client of this server is told: this server's own
+    /// (unless it is in lame duck mode) and every peer's, when clustered and advertising.
+    pub(crate) fn client_connect_urls(&self, ws: bool) -> Vec<String> {
+        let opts = self.opts();
+        if !self.clustered() || opts.cluster.as_ref().is_some_and(|c| c.no_advertise) {
+            return Vec::new();
+        }
+        let mut urls = Vec::new();
+        if !self.ldm.load(Ordering::Relaxed) {
+            urls = if ws { self.own_ws_urls() } else { self.own_client_urls() };
+        }
+        for u in self.routes.peer_client_urls(ws) {
+            if !urls.contains(&u) {
+                urls.push(u);
+            }
+        }
+        urls
     }
 
     fn base_info(&self) -> Info {
         let opts = self.opts();
         let addr = self.client_addr.lock().unwrap().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
         let clustered = self.clustered();
-        let advertise = clustered && !opts.cluster.as_ref().is_some_and(|c| c.no_advertise);
-        let (mut urls, mut ws_urls) = (Vec::new(), Vec::new());
-        if advertise {
-            // A server in lame duck mode points its clients at the others only.
-            if !self.ldm.load(Ordering::Relaxed) {
-                urls = self.own_client_urls();
-                ws_urls = self.own_ws_urls();
-            }
-            for u in self.routes.peer_client_urls(false) {
-                if !urls.contains(&u) {
-                    urls.push(u);
-                }
-            }
-            for u in self.routes.peer_client_urls(true) {
-                if !ws_urls.contains(&u) {
-                    ws_urls.push(u);
-                }
-            }
-        }
+        // A server in lame duck mode points its clients at the others only.
+        let (urls, ws_urls) = (self.client_connect_urls(false), self.client_connect_urls(true));
         Info {
             server_id: self.id.clone(),
             server_name: self.name.clone(),

@@ -241,6 +241,9 @@ fn our_info(srv: &ServerInner, slot: usize, account: Option<&str>, gossip_mode: 
         ws_connect_urls: if c.no_advertise { Vec::new() } else { srv.own_ws_urls() },
         ldm: srv.ldm.load(Ordering::Relaxed),
         compression: "off".to_string(),
+        lnoc: true,
+        lnocu: true,
+        ln: true,
         route_pool_size: i32::try_from(pool).unwrap_or(0),
         route_pool_idx: i32::try_from(slot).unwrap_or(0),
         route_account: account.unwrap_or_default().to_string(),
@@ -355,6 +358,8 @@ async fn run(
                 name: srv.id.clone(),
                 cluster: srv.cluster_name(),
                 dynamic: srv.cluster_dynamic(),
+                lnoc: true,
+                ln: true,
                 ..RouteConnect::default()
             };
             let mut b = BytesMut::new();
@@ -364,7 +369,9 @@ async fn run(
             shared.send_now(&b);
         }
         None => {
-            let info = our_info(&srv, 0, None, 0);
+            // Only the first INFO carries a nonce (routes do not sign it; nats-server sends
+            // one all the same).
+            let info = RouteInfo { nonce: crate::info::new_nonce(), ..our_info(&srv, 0, None, 0) };
             shared.send_now(&info_line(&info));
         }
     }
@@ -698,7 +705,8 @@ impl Route {
         };
         let hello = |slot: Option<usize>| {
             did_solicit.then(|| {
-                info_line(&our_info(&srv, slot.unwrap_or(0), account.as_deref(), gossip_mode))
+                let mine = our_info(&srv, slot.unwrap_or(0), account.as_deref(), gossip_mode);
+                info_line(&RouteInfo { nonce: crate::info::new_nonce(), ..mine })
             })
         };
         let reg = match srv.routes.register(join, hello) {
@@ -751,8 +759,8 @@ impl Route {
                 }
             }
         }
-        if reg.first || reg.link.account.is_some() {
-            self.gossip(&info, did_solicit, gossip_mode);
+        for g in &reg.gossip {
+            self.gossip(g, did_solicit, gossip_mode);
         }
         if reg.more {
             self.dial_next = true;

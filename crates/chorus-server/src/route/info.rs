@@ -5,7 +5,9 @@
 //! - `compression: "off"`: Chorus does not speak S2; "off" makes every peer mode (even
 //!   `s2_*`) settle on no compression, where `accept` would let an `s2_*` peer switch on.
 //! - `headers: true`, else peers strip headers from what they forward.
-//! - no `lnoc`/`lnocu`/`ln`: leaf-origin interest (`LS+`/`LMSG`) is not sent to us then.
+//! - `lnoc`/`lnocu`/`ln`, as nats-server 2.15: leaf-origin interest and messages
+//!   (`LS+`/`LS-`/`LMSG`) are taken like `RS+`/`RS-`/`RMSG` (Chorus has no leaf nodes, so
+//!   the origin only matters to peers).
 //! - no `jetstream`: JetStream does not cross a cluster whose raft is not shared.
 //! - `proto: 2`: no message tracing across routes (`proto` 3).
 
@@ -54,6 +56,12 @@ pub(crate) struct RouteInfo {
     pub ldm: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub compression: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub lnoc: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub lnocu: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub ln: bool,
     /// The sender's configured pool size; absent: no pooling.
     #[serde(skip_serializing_if = "is_zero")]
     pub route_pool_size: i32,
@@ -94,6 +102,10 @@ pub(crate) struct RouteConnect {
     pub dynamic: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub gateway: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub lnoc: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub ln: bool,
     /// Only a client sends `lang`: a client on the route port.
     #[serde(skip_serializing)]
     pub lang: Option<String>,
@@ -159,13 +171,16 @@ mod tests {
             max_payload: 1 << 20,
             cluster: "c".into(),
             compression: "off".into(),
+            lnoc: true,
+            lnocu: true,
+            ln: true,
             route_pool_size: 3,
             ..RouteInfo::default()
         };
         let json = serde_json::to_string(&i).unwrap();
         assert_eq!(
             json,
-            r#"{"server_id":"N1","server_name":"a","version":"2.11.0","proto":2,"go":"rust","host":"127.0.0.1","port":6222,"headers":true,"max_payload":1048576,"cluster":"c","compression":"off","route_pool_size":3}"#
+            r#"{"server_id":"N1","server_name":"a","version":"2.11.0","proto":2,"go":"rust","host":"127.0.0.1","port":6222,"headers":true,"max_payload":1048576,"cluster":"c","compression":"off","lnoc":true,"lnocu":true,"ln":true,"route_pool_size":3}"#
         );
         // What nats-server sends parses, unknown fields and all.
         let theirs: RouteInfo = serde_json::from_str(

@@ -83,8 +83,12 @@ struct Peer {
     /// Pinned links by account.
     pinned: FxHashMap<String, Arc<Link>>,
     no_pool: bool,
-    /// The INFO of its first connection (forwarded as gossip).
+    /// The INFO of its first connection (client URLs).
     info: RouteInfo,
+    /// INFOs of pinned connections that registered before any pooled one: they are gossiped
+    /// after the pooled one (a peer told of a pinned connection first would take that for
+    /// the whole route and never dial the pool).
+    held_gossip: Vec<RouteInfo>,
     /// The peer is in lame duck mode: its client URLs are withdrawn.
     ldm: bool,
 }
@@ -112,8 +116,10 @@ pub(crate) enum Refused {
 #[derive(Debug)]
 pub(crate) struct Registered {
     pub link: Arc<Link>,
-    /// The first connection of this peer: its client URLs are added and its INFO gossiped.
+    /// The first connection of this peer: its client URLs are added.
     pub first: bool,
+    /// INFOs to forward to the other peers now, in order (see `Peer::held_gossip`).
+    pub gossip: Vec<RouteInfo>,
     /// A dialer with free slots left: it should open the next connection.
     pub more: bool,
 }
@@ -227,6 +233,7 @@ impl Routes {
             pinned: FxHashMap::default(),
             no_pool,
             info: j.info.clone(),
+            held_gossip: Vec::new(),
             ldm: false,
         });
         if peer.slots.len() < slots {
@@ -293,11 +300,24 @@ impl Routes {
         if let Some(bytes) = hello(slot) {
             let _ = link.shared.append_proto(&bytes);
         }
+        let had_pooled = peer.slots.iter().any(Option::is_some);
+        let mut gossip = Vec::new();
         match (&account, slot) {
             (Some(a), _) => {
                 peer.pinned.insert(a.clone(), link.clone());
+                if had_pooled {
+                    gossip.push(j.info.clone());
+                } else {
+                    peer.held_gossip.push(j.info.clone());
+                }
             }
-            (None, Some(i)) => peer.slots[i] = Some(link.clone()),
+            (None, Some(i)) => {
+                peer.slots[i] = Some(link.clone());
+                if !had_pooled {
+                    gossip.push(j.info.clone());
+                    gossip.append(&mut peer.held_gossip);
+                }
+            }
             (None, None) => unreachable!("a pooled link has a slot"),
         }
         let more = j.did_solicit
@@ -308,7 +328,7 @@ impl Routes {
         if first {
             self.urls_changed.fetch_add(1, Ordering::AcqRel);
         }
-        Ok(Registered { link, first, more })
+        Ok(Registered { link, first, gossip, more })
     }
 
     /// Removes a registered link. Returns whether it was the peer's last (its client URLs
