@@ -11,6 +11,8 @@ Scenario kinds (one directory each under scenarios/):
   js/*.mjs    nats.js v3 scripts printing one JSON observation
   rust/*.rs   async-nats scenarios compiled into the chorus-conformance binary
   browser/*.mjs  nats.ws inside Chromium (js/browser.mjs), over the WebSocket listener
+  cluster/    `nodes: N` clusters: *.txt raw, *.cli CLI, *.mjs nats.js (see README.md);
+              `mixed: true` adds a third variant, Chorus as n1 with nats-server n2..nN
 
 Stdlib only (Python 3.11). Binaries come from the environment, set by ./run:
   NATS_SERVER_BIN  reference nats-server (default: GOBIN, GOPATH/bin, ~/go/bin, PATH)
@@ -43,11 +45,13 @@ from collections.abc import Callable
 ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
 WORK = ROOT / ".work"
-KINDS = ("raw", "cli", "js", "rust", "browser")
+KINDS = ("raw", "cli", "js", "rust", "browser", "cluster")
 REF_LABEL = "nats-server"
 SUT_LABEL = "chorus"
+MIXED_LABEL = "mixed"  # a cluster with Chorus as n1 and nats-server as the other nodes
 
 DEFAULT_TIMEOUT = {"raw": 20.0, "cli": 60.0, "js": 60.0, "rust": 60.0, "browser": 90.0}
+CLUSTER_TIMEOUT = 60.0  # any DSL with `nodes:` > 1: starting, killing, re-meshing take time
 # The test PKI of chorus-server's tests: wss scenarios use its server certificate.
 CERTS = ROOT.parent / "crates" / "chorus-server" / "tests" / "certs"
 STEP_TIMEOUT = 5.0  # one barrier, one INFO, one CLI await: longer means the server hung
@@ -108,6 +112,8 @@ class Server:
         self.port = 0
         self.monitor_port = 0
         self.ws_port = 0  # set from the scenario's config (browser scenarios)
+        self.cluster_port = 0  # cluster nodes: the route listener, also waited for at start
+        self.fixed_ports = False  # cluster nodes: all ports picked up front (routes need them)
         self.log_path = workdir / f"{label}.log"
         self.starts: list[tuple[Path, list[str]]] = []
 
@@ -120,7 +126,7 @@ class Server:
         return f"http://127.0.0.1:{self.monitor_port}"
 
     def start(self, config: Path, flags: list[str], deadline: float, same_ports: bool = False) -> None:
-        if not same_ports:
+        if not same_ports and not self.fixed_ports:
             self.port = free_port()
             while self.port == self.ws_port:
                 self.port = free_port()
@@ -135,7 +141,7 @@ class Server:
             self.binary, "-c", str(config), "-a", "127.0.0.1",
             "-p", str(self.port), "-m", str(self.monitor_port), *extra,
         ]  # fmt: skip
-        log = open(self.log_path, "ab" if same_ports else "wb")
+        log = open(self.log_path, "ab" if self.starts[:-1] else "wb")
         log.write(f"# {shlex.join(cmd)}\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
@@ -149,7 +155,7 @@ class Server:
                 raise ServerStartError(
                     f"{self.label} exited with {self.proc.returncode} at start: {self.log_tail()}"
                 )
-            ports = [self.port] + ([self.ws_port] if self.ws_port else [])
+            ports = [self.port] + [p for p in (self.ws_port, self.cluster_port) if p]
             up = all(is_listening(p) for p in ports) if is_listening(self.port) is not None else None
             if up is None:  # no /proc: fall back to a probe connection
                 try:
@@ -171,6 +177,15 @@ class Server:
         config, flags = self.starts[-1]
         self.stop()
         self.start(config, flags, deadline, same_ports=True)
+
+    def kill(self) -> None:
+        """SIGKILL, as a scenario step (no shutdown: the peers see the routes drop). proc is
+        None afterwards, so the end-of-scenario crash check passes it over."""
+        proc, self.proc = self.proc, None
+        LIVE_SERVERS.discard(self)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
 
     def log_tail(self, n: int = 6) -> str:
         try:
@@ -199,6 +214,166 @@ def stop_all_servers() -> None:
         s.stop()
 
 
+MESH_TIMEOUT = 10.0  # a cluster forming, or re-forming after a restart
+ROUTES_MODES = ("all", "seed", "n1")
+
+
+class ClusterError(Exception):
+    """The cluster did not form (or re-form) in time, or a control step could not be done."""
+
+
+class Cluster:
+    """N servers of one variant forming one cluster (`nodes: N`): node k is server_name nK with
+    its own client, monitor and cluster ports, all picked before any node starts (every node's
+    config lists the others' cluster URLs). Each node gets its own config file: `server_name`,
+    the scenario's config, then the generated `cluster { }` block."""
+
+    def __init__(self, sc: Scenario, binaries: list[str], workdir: Path):
+        self.sc = sc
+        self.workdir = workdir
+        self.nodes: list[Server] = []
+        taken: set[int] = set()
+
+        def pick() -> int:
+            port = free_port()
+            while port in taken:
+                port = free_port()
+            taken.add(port)
+            return port
+
+        for k, binary in enumerate(binaries, 1):
+            node = Server(f"n{k}", binary, workdir)
+            node.port, node.monitor_port, node.cluster_port = pick(), pick(), pick()
+            node.fixed_ports = True
+            self.nodes.append(node)
+
+    def config_text(self, k: int) -> str:
+        sc = self.sc
+        creds = f"{sc.route_credentials}@" if sc.route_credentials else ""
+        urls = [f"nats://{creds}127.0.0.1:{n.cluster_port}" for n in self.nodes]
+        if sc.routes_mode == "seed":  # n1 lists nobody, the others only n1: the rest is gossip
+            urls = [] if k == 1 else urls[:1]
+        elif sc.routes_mode == "n1":  # n1 lists the others, they list nobody
+            urls = urls[1:] if k == 1 else []
+        node = self.nodes[k - 1]
+        extra = "".join(f"  {line}\n" for line in sc.cluster_lines)
+        return (
+            f"# generated by proto-conformance for {sc.id}, node n{k}\n"
+            f"server_name: n{k}\n{sc.config}"
+            f"cluster {{\n  name: {sc.cluster_name}\n  listen: 127.0.0.1:{node.cluster_port}\n"
+            f"  routes: [{', '.join(urls)}]\n{extra}}}\n"
+        )
+
+    def start(self) -> None:
+        for k, node in enumerate(self.nodes, 1):
+            config = self.workdir / f"n{k}.conf"
+            config.write_text(self.config_text(k))
+            node.start(config, self.sc.flags, time.monotonic() + 10)
+        self.await_mesh()
+
+    def node(self, name: str) -> Server:
+        m = re.fullmatch(r"n(\d+)", name)
+        if not m or not 1 <= int(m.group(1)) <= len(self.nodes):
+            raise ScenarioSyntaxError(f"no node {name!r} (nodes are n1..n{len(self.nodes)})")
+        return self.nodes[int(m.group(1)) - 1]
+
+    def routes_per_remote(self) -> int:
+        """Route connections to each peer once formed: the pool (cluster `pool_size`, default 3)
+        plus the pinned $SYS connection; one connection with `pool_size: -1`."""
+        pool = 3
+        for line in self.sc.cluster_lines:
+            m = re.search(r"\bpool_size\s*[:=]\s*(-?\d+)", line)
+            if m:
+                pool = int(m.group(1))
+        return 1 if pool < 1 else pool + 1
+
+    def await_mesh(self, timeout: float = MESH_TIMEOUT) -> None:
+        """Until every live node has all other live nodes as remotes, with all their route
+        connections up (/varz `remotes` and `routes`)."""
+        live = [n for n in self.nodes if n.proc is not None]
+        want_remotes = len(live) - 1
+        want_routes = want_remotes * self.routes_per_remote()
+        deadline = time.monotonic() + timeout
+        while True:
+            state = []
+            for n in live:
+                try:
+                    varz = http_json(n.monitor_url + "/varz")
+                    state.append((n.label, varz.get("remotes"), varz.get("routes")))
+                except (OSError, ValueError, urllib.error.URLError) as e:
+                    state.append((n.label, f"monitor: {e}", None))
+            if all(r == want_remotes and c == want_routes for _, r, c in state):
+                return
+            if time.monotonic() > deadline:
+                got = ", ".join(f"{lbl} remotes={r} routes={c}" for lbl, r, c in state)
+                raise ClusterError(
+                    f"cluster did not form within {timeout:g}s: {got} "
+                    f"(want remotes={want_remotes} routes={want_routes} on each)"
+                )
+            time.sleep(0.05)
+
+    def await_interest(self, name: str, subject: str, count: int, absent: bool) -> None:
+        """Until `count` distinct remote servers have a route subscription on `subject` as
+        `name` sees it (/routez?subs=1), or with `absent` until none has."""
+        node = self.node(name)
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while True:
+            have: set[str] = set()
+            try:
+                routez = http_json(node.monitor_url + "/routez?subs=1")
+                for r in routez.get("routes") or []:
+                    if subject in (r.get("subscriptions_list") or []):
+                        have.add(str(r.get("remote_id") or r.get("remote_name")))
+                err = ""
+            except (OSError, ValueError, urllib.error.URLError) as e:
+                err = f" (monitor: {e})"
+            if not err and (not have if absent else len(have) >= count):
+                return
+            if time.monotonic() > deadline:
+                verb = "await-no-interest" if absent else "await-interest"
+                raise ClusterError(
+                    f"{verb} {name} {subject}: timed out, {len(have)} remote(s) with interest"
+                    f"{err}"
+                )
+            time.sleep(0.02)
+
+    def control(self, words: list[str]) -> None:
+        """The cluster steps every kind shares; raises ClusterError when one cannot be done."""
+        verb, args = words[0], words[1:]
+        if verb in ("kill", "restart") and len(args) == 1:
+            node = self.node(args[0])
+            if verb == "kill":
+                node.kill()
+                return
+            config, flags = node.starts[-1]
+            node.stop()
+            try:
+                node.start(config, flags, time.monotonic() + 10, same_ports=True)
+            except ServerStartError as e:
+                raise ClusterError(f"restart {args[0]}: {e}") from None
+        elif verb == "await-mesh" and not args:
+            self.await_mesh()
+        elif verb in ("await-interest", "await-no-interest") and len(args) in (2, 3):
+            absent = verb == "await-no-interest"
+            if absent and len(args) == 3:
+                raise ScenarioSyntaxError("await-no-interest NODE SUBJECT")
+            self.await_interest(args[0], args[1], int(args[2]) if len(args) == 3 else 1, absent)
+        else:
+            raise ScenarioSyntaxError(f"cannot parse cluster step {' '.join(words)!r}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+CONTROL_VERBS = ("kill", "restart", "await-mesh", "await-interest", "await-no-interest")
+
+
+def http_json(url: str, timeout: float = 1.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
 # --------------------------------------------------------------------------------------------
 # Normalisation
 
@@ -211,6 +386,13 @@ VOLATILE_KEYS = {
     # version it claims (2.11 -> 1), the reference its own.
     "api_lvl",
 }  # fmt: skip
+
+# In cluster scenarios (`nodes:`) server names are the generated n1..nN, the same for every
+# variant, and connect_urls say which nodes a server advertises: both are compared (the URLs
+# with ports normalised, sorted). What identifies a route connection is volatile.
+CLUSTER_KEPT_KEYS = {"server_name", "connect_urls", "ws_connect_urls"}
+CLUSTER_VOLATILE_KEYS = {"rid", "remote_id"}
+SORTED_URL_KEYS = {"connect_urls", "ws_connect_urls"}
 
 # Keys only Chorus sends, by design (its own version beside the nats-compatible `version`).
 # Dropped before comparing; any other extra key is a difference.
@@ -234,18 +416,26 @@ def normalise_text(text: str, ports: dict[int, str]) -> str:
     return text
 
 
-def normalise_json(value, ports: dict[int, str]):
+def normalise_json(value, ports: dict[int, str], cluster: bool = False):
     if isinstance(value, dict):
+        volatile = (VOLATILE_KEYS - CLUSTER_KEPT_KEYS) | CLUSTER_VOLATILE_KEYS if cluster else VOLATILE_KEYS
         out = {}
         for k, v in value.items():
             if k in EXTENSION_KEYS:
                 continue
-            out[k] = f"<{k}>" if k in VOLATILE_KEYS else normalise_json(v, ports)
+            if k in volatile:
+                out[k] = f"<{k}>"
+            elif cluster and k in SORTED_URL_KEYS and isinstance(v, list):
+                out[k] = sorted(normalise_json(u, ports, cluster) for u in v)
+            else:
+                out[k] = normalise_json(v, ports, cluster)
         return out
     if isinstance(value, list):
-        return [normalise_json(v, ports) for v in value]
+        return [normalise_json(v, ports, cluster) for v in value]
     if isinstance(value, str):
         return normalise_text(value, ports)
+    if isinstance(value, int) and not isinstance(value, bool) and value in ports:
+        return ports[value]  # a port number as a JSON number (/varz cluster_port, ...)
     return value
 
 
@@ -283,6 +473,16 @@ class Scenario:
     ws_port: int = 0  # browser scenarios: the WebSocket port both servers get, in turn
     ws_config: str = ""  # browser scenarios: extra lines inside the websocket block
     runtime: str = "chromium"  # browser scenarios: "chromium" (nats.ws) or "node" (nats.js v3)
+    runner: str = ""  # which DSL runs it: the kind, except in cluster/ (by file suffix)
+    nodes: int = 1  # > 1: a cluster of that many servers per variant
+    mixed: bool = False  # cluster: also run Chorus as n1 with nats-server as the other nodes
+    cluster_name: str = "conformance"
+    cluster_lines: list[str] = field(default_factory=list)  # extra lines in cluster { }
+    routes_mode: str = "all"  # all | seed | n1: which nodes list which routes (ROUTES_MODES)
+    route_credentials: str = ""  # user:pass the nodes put in their route URLs
+
+    def __post_init__(self) -> None:
+        self.runner = self.runner or self.kind
 
     @property
     def id(self) -> str:
@@ -291,17 +491,42 @@ class Scenario:
 
 @dataclass
 class Context:
-    server: Server
+    server: Server  # node 1 of a cluster
     workdir: Path
     deadline: float
     verbose: bool
+    cluster: Cluster | None = None
+
+    @property
+    def nodes(self) -> list[Server]:
+        return self.cluster.nodes if self.cluster else [self.server]
 
     @property
     def ports(self) -> dict[int, str]:
+        if self.cluster:
+            ports = {}
+            for k, n in enumerate(self.cluster.nodes, 1):
+                ports[n.port] = f"<n{k}-port>"
+                ports[n.monitor_port] = f"<n{k}-monitor-port>"
+                ports[n.cluster_port] = f"<n{k}-cluster-port>"
+            return ports
         ports = {self.server.port: "<port>", self.server.monitor_port: "<monitor-port>"}
         if self.server.ws_port:
             ports[self.server.ws_port] = "<ws-port>"
         return ports
+
+    def normalise_json(self, value):
+        return normalise_json(value, self.ports, cluster=self.cluster is not None)
+
+    def control(self, words: list[str], where: str) -> None:
+        """A cluster step (kill, restart, await-mesh, await-interest...): ScenarioAbort if it
+        cannot be done, ScenarioSyntaxError outside a cluster scenario."""
+        if self.cluster is None:
+            raise ScenarioSyntaxError(f"{where}: {words[0]} needs a cluster (nodes: N)")
+        try:
+            self.cluster.control(words)
+        except ClusterError as e:
+            raise ScenarioAbort(f"{where}: {e}") from None
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -318,12 +543,35 @@ def parse_header_line(sc: Scenario, key: str, value: str) -> bool:
         sc.flags += shlex.split(value)
     elif key == "timeout":
         sc.timeout = float(value)
+    elif key == "nodes":
+        if not value.isdigit() or int(value) < 1:
+            raise ScenarioSyntaxError(f"nodes: {value!r} (a number of servers)")
+        sc.nodes = int(value)
+    elif key == "mixed":
+        if value not in ("true", "false"):
+            raise ScenarioSyntaxError(f"mixed: {value!r} (true or false)")
+        sc.mixed = value == "true"
+    elif key == "cluster":
+        sc.cluster_lines.append(value)
+    elif key == "cluster-name":
+        sc.cluster_name = value
+    elif key == "routes":
+        if value not in ROUTES_MODES:
+            raise ScenarioSyntaxError(f"routes: {value!r} (one of {', '.join(ROUTES_MODES)})")
+        sc.routes_mode = value
+    elif key == "route-credentials":
+        if ":" not in value:
+            raise ScenarioSyntaxError(f"route-credentials: {value!r} (user:password)")
+        sc.route_credentials = value
     else:
         return False
     return True
 
 
-HEADER_KEYS = ("config", "flags", "timeout")
+HEADER_KEYS = (
+    "config", "flags", "timeout",
+    "nodes", "mixed", "cluster", "cluster-name", "routes", "route-credentials",
+)  # fmt: skip
 
 
 def is_header_line(line: str) -> bool:
@@ -471,15 +719,19 @@ class RawStep:
     repeat: int = 1
     number: float = 0.0
     negate: bool = False
+    node: int = 1  # cluster: the node the connection goes to (`@name/n2`)
+    route: bool = False  # to that node's cluster (route) port instead (`@name/n2/route`)
 
 
-CONN_RE = re.compile(r"^@([A-Za-z0-9_]+)\s+")
+CONN_RE = re.compile(r"^@([A-Za-z0-9_]+)(?:/n(\d+)(/route)?)?\s+")
 SEND_RE = re.compile(r"^((?:[a-z]+|x\d+)(?:\s+(?:[a-z]+|x\d+))*\s+)?(>>|>)(?: (.*))?$")
 SEND_MODS = {"bytewise", "nowait", "quiet"}
 
 
 def parse_raw(sc: Scenario) -> list[RawStep]:
     steps: list[RawStep] = []
+    # Where each connection goes: bound by its first mention (`@c2/n3`, default n1), for good.
+    targets: dict[str, tuple[int, bool]] = {}
     for lineno, raw_line in enumerate(sc.path.read_text().splitlines(), 1):
         line = raw_line.rstrip("\n")
         stripped = line.strip()
@@ -487,15 +739,34 @@ def parse_raw(sc: Scenario) -> list[RawStep]:
             continue
         if is_header_line(stripped):
             continue
+        where = f"{sc.path.name}:{lineno}"
+        if stripped.split()[0] in CONTROL_VERBS:
+            steps.append(RawStep(lineno, "", "control", text=stripped))
+            continue
         conn = "c1"
+        target: tuple[int, bool] | None = None
         m = CONN_RE.match(stripped)
         if m:
             conn = m.group(1)
+            if m.group(2):
+                target = (int(m.group(2)), bool(m.group(3)))
+                if not 1 <= target[0] <= sc.nodes or (target[1] and sc.nodes < 2):
+                    raise ScenarioSyntaxError(
+                        f"{where}: @{conn}/n{target[0]}{'/route' if target[1] else ''}: "
+                        f"the scenario has {sc.nodes} node(s)"
+                        + ("" if sc.nodes > 1 else "; /route needs a cluster")
+                    )
             stripped = stripped[m.end() :]
-        where = f"{sc.path.name}:{lineno}"
+        # sleep and mask name no connection: they bind nothing.
+        if stripped.split()[0] in ("sleep", "mask") and not m:
+            bound = (1, False)
+        else:
+            bound = targets.setdefault(conn, target or (1, False))
+        if target is not None and target != bound:
+            raise ScenarioSyntaxError(f"{where}: @{conn} is already bound to n{bound[0]}")
         m = SEND_RE.match(stripped)
         if m:
-            step = RawStep(lineno, conn, "send")
+            step = RawStep(lineno, conn, "send", node=bound[0], route=bound[1])
             for word in (m.group(1) or "").split():
                 if word.startswith("x") and word[1:].isdigit():
                     step.repeat = int(word[1:])
@@ -510,8 +781,13 @@ def parse_raw(sc: Scenario) -> list[RawStep]:
             continue
         word, _, rest = stripped.partition(" ")
         rest = rest.strip()
+        n_before = len(steps)
         if word in ("connect", "close"):
             steps.append(RawStep(lineno, conn, word))
+        elif word == "await":
+            if not rest:
+                raise ScenarioSyntaxError(f"{where}: await needs a line or /regex/")
+            steps.append(RawStep(lineno, conn, "await", text=rest))
         elif word in ("quiet", "sleep", "await-close"):
             default = {"quiet": QUIET_MS, "sleep": 0, "await-close": STEP_TIMEOUT}[word]
             try:
@@ -535,13 +811,24 @@ def parse_raw(sc: Scenario) -> list[RawStep]:
             steps.append(RawStep(lineno, conn, "mask", text=m2.group(1), data=m2.group(2).encode()))
         else:
             raise ScenarioSyntaxError(f"{where}: cannot parse {raw_line!r}")
+        for step in steps[n_before:]:
+            step.node, step.route = bound
     return steps
 
 
+def line_matches(text: str, line: str) -> bool:
+    """An expect/await argument: `/REGEX/` searches, anything else is the exact line."""
+    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        return re.search(text[1:-1], line) is not None
+    return text == line
+
+
 class RawConn:
-    def __init__(self, name: str, ctx: Context):
+    def __init__(self, name: str, ctx: Context, node: int = 1, route: bool = False):
         self.name = name
         self.ctx = ctx
+        self.node = node
+        self.route = route
         self.sock: socket.socket | None = None
         self.closed = False  # the server closed (EOF or reset)
         self.sent = Framer(("PUB", "HPUB"))
@@ -560,8 +847,10 @@ class RawConn:
         self.cut: int | None = None
 
     def open(self) -> None:
+        server = self.ctx.nodes[self.node - 1]
+        port = server.cluster_port if self.route else server.port
         try:
-            self.sock = socket.create_connection(("127.0.0.1", self.ctx.server.port), timeout=2)
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=2)
         except OSError as e:
             raise ScenarioAbort(f"{self.name}: cannot connect: {e}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -682,6 +971,10 @@ class RawConn:
             run.clear()
 
         for ctrl, payload in self.frames:
+            if self.ctx.cluster and payload is None and ctrl.strip().upper() == b"PING":
+                # The server's timer PINGs (nats-server's first RTT probe ~2 s after CONNECT):
+                # cluster steps take seconds, so where one lands depends on timing.
+                continue
             line = self.render_ctrl(ctrl)
             for pat, repl in masks:
                 line = pat.sub(repl, line)
@@ -702,7 +995,7 @@ class RawConn:
                 info = json.loads(ctrl[5:])
             except ValueError:
                 return escape(ctrl)
-            norm = normalise_json(info, self.ctx.ports)
+            norm = self.ctx.normalise_json(info)
             return "INFO " + json.dumps(norm, sort_keys=True, separators=(",", ":"))
         return escape(ctrl)
 
@@ -730,7 +1023,7 @@ def run_raw(sc: Scenario, ctx: Context) -> Outcome:
     def get(name: str) -> RawConn:
         conn = conns.get(name)
         if conn is None:
-            conn = conns[name] = RawConn(name, ctx)
+            conn = conns[name] = RawConn(name, ctx, step.node, step.route)
             out.lines.append(f"@{name} connect")
             conn.open()
             # The INFO line arrives unasked; wait for exactly one line (or a close).
@@ -746,15 +1039,41 @@ def run_raw(sc: Scenario, ctx: Context) -> Outcome:
         return conn
 
     def settle_others(acting: str | None) -> None:
+        # In a cluster only the acting connection's node: a barrier on another node says
+        # nothing about what is still on a route. Cross-node deliveries are waited for with
+        # `@conn await`.
+        node = conns[acting].node if acting in conns else 1
         for name, other in conns.items():
-            if name != acting and other.ready:
+            if name != acting and other.ready and other.node == node:
                 other.barrier()
                 record(other)
+
+    def rendered(conn: RawConn) -> list[str]:
+        lines = []
+        for ctrl, payload in conn.frames:
+            line = conn.render_ctrl(ctrl)
+            for pat, repl in masks:
+                line = pat.sub(repl, line)
+            lines.append(line)
+            if payload is not None:
+                lines.append("  " + escape(payload))
+        return lines
 
     try:
         for step in steps:
             if time.monotonic() > ctx.deadline:
                 raise ScenarioAbort("scenario timeout")
+            if step.verb == "control":
+                out.lines.append(step.text)
+                words = step.text.split()
+                ctx.control(words, f"{sc.path.name}:{step.lineno}")
+                if words[0] == "kill":
+                    # Its connections see the close now, not at some later step.
+                    for other in conns.values():
+                        if other.node == int(words[1][1:]) and other.sock and not other.closed:
+                            other.read_until(lambda c=other: c.closed, ctx.step_deadline())
+                            record(other)
+                continue
             if step.verb == "sleep":
                 out.lines.append(f"sleep {step.number:g}")
                 time.sleep(step.number / 1000)
@@ -778,6 +1097,23 @@ def run_raw(sc: Scenario, ctx: Context) -> Outcome:
                 out.lines.append(f"@{conn.name} quiet")
                 conn.read_quiet(step.number, ctx.step_deadline())
                 record(conn)
+                continue
+            if step.verb == "await":
+                # Until a line matching arrives (a delivery from another node), then the
+                # barrier as after any step: whatever was queued before is in this recording.
+                out.lines.append(f"@{conn.name} await {step.text}")
+                found = conn.read_until(
+                    lambda c=conn: any(line_matches(step.text, ln) for ln in rendered(c)),
+                    ctx.step_deadline(),
+                )
+                if found and conn.ready:
+                    conn.barrier()
+                record(conn)
+                if not found:
+                    raise ScenarioAbort(
+                        f"line {step.lineno}: await {step.text} on @{conn.name}: "
+                        + ("connection closed" if conn.closed else f"nothing within {STEP_TIMEOUT:g}s")
+                    )
                 continue
             if step.verb == "await-close":
                 out.lines.append(f"@{conn.name} await-close")
@@ -866,10 +1202,15 @@ def cli_argv(cmd: str, ctx: Context) -> list[str]:
         # Files next to the CLI scenarios (creds files of the auth_* scenarios).
         "$SCENARIO_DIR": str(SCENARIOS / "cli"),
     }
+    if ctx.cluster:
+        for k, n in enumerate(ctx.cluster.nodes, 1):
+            subst.update({f"$URL{k}": n.url, f"$PORT{k}": str(n.port), f"$MONITOR{k}": n.monitor_url})
+        subst["$URLS"] = ",".join(n.url for n in ctx.cluster.nodes)
+    keys = sorted(subst, key=len, reverse=True)  # $URLS and $URL1 before $URL
     argv = []
     for word in shlex.split(cmd):
-        for k, v in subst.items():
-            word = word.replace(k, v)
+        for k in keys:
+            word = word.replace(k, subst[k])
         argv.append(word)
     if argv and argv[0] == "nats":
         argv[0] = os.environ.get("NATS_BIN") or go_tool("nats") or "nats"
@@ -890,19 +1231,18 @@ def render_output(
     return [f"{label}| {ln}" for ln in lines]
 
 
-def monitor_get(ctx: Context, path: str, timeout: float = 1.0):
-    with urllib.request.urlopen(ctx.server.monitor_url + path, timeout=timeout) as r:
-        return json.loads(r.read())
+def monitor_get(ctx: Context, path: str, timeout: float = 1.0, server: Server | None = None):
+    return http_json((server or ctx.server).monitor_url + path, timeout)
 
 
-def await_sub(ctx: Context, subject: str, count: int) -> str | None:
+def await_sub(ctx: Context, subject: str, count: int, server: Server | None = None) -> str | None:
     """Poll the monitor until `count` client subscriptions on `subject` exist. A CLI prints its
     'Subscribing on' line before it subscribes, so its output cannot tell us."""
     deadline = ctx.step_deadline()
     last_err = ""
     while time.monotonic() < deadline:
         try:
-            connz = monitor_get(ctx, "/connz?subs=1")
+            connz = monitor_get(ctx, "/connz?subs=1", server=server)
             n = sum(
                 (c.get("subscriptions_list") or []).count(subject)
                 for c in connz.get("connections") or []
@@ -986,11 +1326,17 @@ def run_cli(sc: Scenario, ctx: Context) -> Outcome:
                         raise ScenarioAbort(f"{where}: {bg.name} never printed {rest!r}")
                     time.sleep(0.02)
             elif words[0] == "await-sub":
-                if len(words) not in (2, 3):
-                    raise ScenarioSyntaxError(f"{where}: await-sub SUBJECT [COUNT]")
-                err = await_sub(ctx, words[1], int(words[2]) if len(words) == 3 else 1)
+                args, server = words[1:], None
+                if ctx.cluster and args and re.fullmatch(r"n\d+", args[0]):
+                    server, args = ctx.cluster.node(args[0]), args[1:]
+                if len(args) not in (1, 2):
+                    raise ScenarioSyntaxError(f"{where}: await-sub [NODE] SUBJECT [COUNT]")
+                err = await_sub(ctx, args[0], int(args[1]) if len(args) == 2 else 1, server)
                 if err:
                     raise ScenarioAbort(f"{where}: {err}")
+            elif words[0] in CONTROL_VERBS:
+                out.lines.append(s)
+                ctx.control(words, where)
             elif words[0] == "wait" and len(words) == 2:
                 bg = bgs.pop(words[1], None)
                 if bg is None:
@@ -1070,7 +1416,9 @@ def parse_comment_header(sc: Scenario) -> None:
         if not s.startswith("//"):
             break
         m = re.match(
-            r"//!\s*(config|flags|timeout|skip|websocket|websocket-config|runtime):\s?(.*)$", s
+            r"//!\s*(config|flags|timeout|skip|websocket|websocket-config|runtime|nodes|mixed"
+            r"|cluster|cluster-name|routes|route-credentials):\s?(.*)$",
+            s,
         )
         if m:
             if m.group(1) == "skip":
@@ -1117,7 +1465,7 @@ def run_json_program(argv: list[str], env: dict[str, str], ctx: Context) -> Outc
     if obs is None:
         out.problem(f"no JSON observation on stdout: {text[-200:]!r}")
         return out
-    out.lines = json_lines(normalise_json(obs, ctx.ports))
+    out.lines = json_lines(ctx.normalise_json(obs))
     if ctx.verbose and stderr:
         out.lines += [f"stderr| {ln}" for ln in stderr.splitlines()]
     return out
@@ -1127,7 +1475,26 @@ def run_js(sc: Scenario, ctx: Context) -> Outcome:
     env = dict(os.environ)
     env.update(NATS_URL=ctx.server.url, NATS_MONITOR_URL=ctx.server.monitor_url)
     node = os.environ.get("NODE_BIN", "node")
-    return run_json_program([node, str(sc.path)], env, ctx)
+    if ctx.cluster is None:
+        return run_json_program([node, str(sc.path)], env, ctx)
+    # A cluster: every node's URLs, and cluster steps over the control channel (js/lib.mjs
+    # `control("kill n1")`: `@@kill n1` on stdout, answered `ok` or the error on stdin).
+    nodes = ctx.cluster.nodes
+    env.update(
+        NATS_URLS=",".join(n.url for n in nodes),
+        NATS_MONITOR_URLS=",".join(n.monitor_url for n in nodes),
+        NATS_CLUSTER_URLS=",".join(f"nats://127.0.0.1:{n.cluster_port}" for n in nodes),
+    )
+
+    def on_control(cmd: str, out: Outcome) -> str:
+        try:
+            ctx.control(cmd.split(), "control")
+            return "ok"
+        except (ScenarioAbort, ScenarioSyntaxError) as e:
+            out.problem(str(e))
+            return f"error: {e}"
+
+    return run_controlled_program([node, str(sc.path)], env, ctx, on_control)
 
 
 def chromium_bin() -> str:
@@ -1137,9 +1504,6 @@ def chromium_bin() -> str:
 def run_browser(sc: Scenario, ctx: Context) -> Outcome:
     """js/browser.mjs runs the scenario in Chromium. It may ask for a server restart mid-run
     (`@@restart` on stdout, answered `ok` on stdin); its last stdout line is the observation."""
-    import selectors
-
-    out = Outcome()
     scheme = sc.websocket
     env = dict(os.environ)
     env.update(
@@ -1153,6 +1517,31 @@ def run_browser(sc: Scenario, ctx: Context) -> Outcome:
     argv = [node, str(ROOT / "js" / "browser.mjs"), str(sc.path)]
     if sc.runtime == "node":
         argv.insert(2, "--node")
+
+    def on_control(cmd: str, out: Outcome) -> str:
+        if cmd != "restart":
+            out.problem(f"unknown control request @@{cmd}")
+            return f"error: unknown request {cmd}"
+        try:
+            ctx.server.restart(time.monotonic() + 10)
+            return "ok"
+        except ServerStartError as e:
+            answer = f"restart failed: {e}"
+            out.problem(answer)
+            return answer
+
+    return run_controlled_program(argv, env, ctx, on_control)
+
+
+def run_controlled_program(
+    argv: list[str], env: dict[str, str], ctx: Context, on_control: Callable[[str, Outcome], str]
+) -> Outcome:
+    """Like run_json_program, for a program that may ask the runner for something mid-run: a
+    stdout line `@@REQUEST` is handed to on_control, whose answer goes back as one stdin line.
+    The last other stdout line is the observation."""
+    import selectors
+
+    out = Outcome()
     proc = subprocess.Popen(
         argv, env=env, cwd=ctx.workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, start_new_session=True,
@@ -1185,21 +1574,19 @@ def run_browser(sc: Scenario, ctx: Context) -> Outcome:
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
                     text = line.decode(errors="replace")
-                    if text == "@@restart":
+                    if text.startswith("@@"):
+                        answer = on_control(text[2:], out)
                         try:
-                            ctx.server.restart(time.monotonic() + 10)
-                            answer = "ok"
-                        except ServerStartError as e:
-                            answer = f"restart failed: {e}"
-                            out.problem(answer)
-                        proc.stdin.write((answer + "\n").encode())
-                        proc.stdin.flush()
+                            proc.stdin.write((answer + "\n").encode())
+                            proc.stdin.flush()
+                        except OSError:
+                            pass  # it exited meanwhile: its exit status tells
                     else:
                         stdout.append(text)
         proc.wait(timeout=max(1.0, ctx.remaining()))
     except subprocess.TimeoutExpired:
         kill_group(proc)
-        out.problem("browser driver did not exit")
+        out.problem("scenario program did not exit")
         return out
     finally:
         sel.close()
@@ -1223,7 +1610,7 @@ def run_browser(sc: Scenario, ctx: Context) -> Outcome:
     if obs is None:
         out.problem(f"no JSON observation on stdout: {' '.join(stdout)[-200:]!r}")
         return out
-    out.lines = json_lines(normalise_json(obs, ctx.ports)) + out.lines
+    out.lines = json_lines(ctx.normalise_json(obs)) + out.lines
     if ctx.verbose and err_text:
         out.lines += [f"stderr| {ln}" for ln in err_text.splitlines()]
     return out
@@ -1257,30 +1644,43 @@ RUNNERS: dict[str, Callable[[Scenario, Context], Outcome]] = {
     "browser": run_browser,
 }
 PATTERNS = {"raw": "*.txt", "cli": "*.txt", "js": "*.mjs", "rust": "*.rs", "browser": "*.mjs"}
+# scenarios/cluster/ holds several DSLs, told apart by suffix.
+CLUSTER_SUFFIXES = {".txt": "raw", ".cli": "cli", ".mjs": "js"}
 
 
 def discover(filter_: str | None) -> list[Scenario]:
     found = []
     for kind in KINDS:
-        for path in sorted((SCENARIOS / kind).glob(PATTERNS[kind])):
+        if kind == "cluster":
+            paths = [
+                p for p in sorted((SCENARIOS / kind).glob("*")) if p.suffix in CLUSTER_SUFFIXES
+            ]
+        else:
+            paths = sorted((SCENARIOS / kind).glob(PATTERNS[kind]))
+        for path in paths:
             if path.name.startswith("_"):
                 continue  # helpers, not scenarios
-            sc = Scenario(kind, path.stem, path)
+            runner = CLUSTER_SUFFIXES[path.suffix] if kind == "cluster" else kind
+            sc = Scenario(kind, path.stem, path, runner=runner)
             if filter_ and filter_ not in sc.id:
                 continue
             load_sibling_conf(sc)
-            if kind in ("js", "rust", "browser"):
-                try:
+            try:
+                if sc.runner in ("js", "rust", "browser"):
                     parse_comment_header(sc)
-                except ScenarioSyntaxError as e:
-                    sc.broken = str(e)
-            else:
-                read_text_headers(sc)
+                else:
+                    read_text_headers(sc)
+                if kind == "cluster" and sc.nodes < 2:
+                    raise ScenarioSyntaxError("cluster/ scenarios need a `nodes: N` header, N >= 2")
+                if sc.mixed and sc.nodes < 2:
+                    raise ScenarioSyntaxError("mixed: true needs a cluster (nodes: N)")
+            except ScenarioSyntaxError as e:
+                sc.broken = str(e)
             if kind == "rust" and os.environ.get("CONFORMANCE_RUST_BUILD_FAILED"):
                 sc.broken = os.environ["CONFORMANCE_RUST_BUILD_FAILED"]
             elif kind == "rust" and sc.skip is None and rust_bin() is None:
                 sc.skip = "chorus-conformance binary not built (proto-conformance/run builds it)"
-            if kind == "js" and sc.skip is None and not (ROOT / "js" / "node_modules").is_dir():
+            if sc.runner == "js" and sc.skip is None and not (ROOT / "js" / "node_modules").is_dir():
                 sc.skip = "proto-conformance/js/node_modules missing (proto-conformance/install)"
             if kind == "browser" and sc.skip is None:
                 if not (ROOT / "js" / "node_modules" / "playwright-core").is_dir():
@@ -1288,7 +1688,7 @@ def discover(filter_: str | None) -> list[Scenario]:
                 elif sc.runtime == "chromium" and not Path(chromium_bin()).is_file():
                     sc.skip = f"no {chromium_bin()} (proto-conformance/install --browser)"
             if (
-                kind == "cli"
+                sc.runner == "cli"
                 and sc.skip is None
                 and not (os.environ.get("NATS_BIN") or go_tool("nats"))
             ):
@@ -1297,38 +1697,51 @@ def discover(filter_: str | None) -> list[Scenario]:
     return found
 
 
-def run_one(sc: Scenario, label: str, binary: str, workdir: Path, verbose: bool) -> Outcome:
-    """A fresh server, the scenario, the server stopped: whatever happens in between."""
+def run_one(
+    sc: Scenario, label: str, binaries: list[str], workdir: Path, verbose: bool
+) -> Outcome:
+    """Fresh servers (one, or a cluster of len(binaries) nodes), the scenario, the servers
+    stopped: whatever happens in between."""
     sdir = workdir / label
     sdir.mkdir(parents=True, exist_ok=True)
-    timeout = sc.timeout or DEFAULT_TIMEOUT[sc.kind]
+    timeout = sc.timeout or (CLUSTER_TIMEOUT if sc.nodes > 1 else DEFAULT_TIMEOUT[sc.runner])
     deadline = time.monotonic() + timeout
-    server = Server(label, binary, sdir)
-    server.ws_port = sc.ws_port
+    cluster: Cluster | None = None
+    if sc.nodes > 1:
+        cluster = Cluster(sc, binaries, sdir)
+        servers = cluster.nodes
+    else:
+        servers = [Server(label, binaries[0], sdir)]
+        servers[0].ws_port = sc.ws_port
     try:
-        config = workdir / "server.conf"
         try:
-            server.start(config, sc.flags, time.monotonic() + 10)
-        except ServerStartError as e:
+            if cluster:
+                cluster.start()
+            else:
+                servers[0].start(workdir / "server.conf", sc.flags, time.monotonic() + 10)
+        except (ServerStartError, ClusterError) as e:
             o = Outcome()
             o.problem(str(e))
             return o
-        ctx = Context(server, sdir, deadline, verbose)
-        outcome = RUNNERS[sc.kind](sc, ctx)
-        if server.proc is not None and server.proc.poll() is not None:
-            outcome.problem(f"{label} died during the scenario: {server.log_tail()}")
+        ctx = Context(servers[0], sdir, deadline, verbose, cluster)
+        outcome = RUNNERS[sc.runner](sc, ctx)
+        for server in servers:
+            if server.proc is not None and server.proc.poll() is not None:
+                name = f"{label} {server.label}" if cluster else label
+                outcome.problem(f"{name} died during the scenario: {server.log_tail()}")
         return outcome
     except ScenarioSyntaxError as e:
         o = Outcome()
         o.problem(f"scenario syntax: {e}")
         return o
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 def prepare_config(sc: Scenario, workdir: Path) -> None:
     """One config file, written before either server starts; both servers get this very file."""
-    if sc.kind == "raw":
+    if sc.runner == "raw":
         parse_raw(sc)  # syntax errors show before any server starts
     if sc.kind == "browser":
         # nats-server has no flag for the WebSocket port: it goes in the config, and the two
@@ -1343,6 +1756,7 @@ def prepare_config(sc: Scenario, workdir: Path) -> None:
     else:
         ws_block = ""
     body = f"# generated by proto-conformance for {sc.id}\n{sc.config}{ws_block}"
+    # A cluster's nodes get their own files (LABEL/nK.conf): this plus server_name and cluster.
     (workdir / "server.conf").write_text(body)
 
 
@@ -1492,10 +1906,16 @@ def run_scenario(
     sc: Scenario, ref_bin: str, sut_bin: str | None, run_dir: Path, args, tally: Tally
 ) -> None:
     """The reference first: its run must pass on its own (expects, no errors); then Chorus,
-    whose observation must equal the reference's."""
-    labels = [REF_LABEL] + ([] if args.only_ref else [SUT_LABEL])
+    whose observation must equal the reference's; then, for `mixed: true` clusters, Chorus as
+    n1 among nats-servers, compared with the reference the same way."""
+    variants: list[tuple[str, list[str]]] = []  # (label, binary of each node)
+    if not args.only_ref:
+        assert sut_bin is not None
+        variants.append((SUT_LABEL, [sut_bin] * sc.nodes))
+        if sc.mixed:
+            variants.append((MIXED_LABEL, [sut_bin] + [ref_bin] * (sc.nodes - 1)))
     if sc.skip:
-        for label in labels:
+        for label in [REF_LABEL] + [v[0] for v in variants]:
             tally.skip(label, sc, sc.skip)
         return
     workdir = run_dir / sc.kind / sc.name
@@ -1509,33 +1929,33 @@ def run_scenario(
         ref = Outcome()
         ref.problem(str(e))
     if ref is None:
-        ref = run_one(sc, REF_LABEL, ref_bin, workdir, args.verbose)
+        ref = run_one(sc, REF_LABEL, [ref_bin] * sc.nodes, workdir, args.verbose)
     if ref.problems:
         tally.fail(REF_LABEL, sc, f"broken scenario: {clip(ref.problems[0])}")
     else:
         tally.ok(REF_LABEL, sc)
     if args.verbose:
         print_block(f"{REF_LABEL} transcript", ref.lines)
-    if args.only_ref:
-        return
-    if ref.problems:
-        tally.skip(SUT_LABEL, sc, "reference run is broken, nothing to compare")
-        return
-    assert sut_bin is not None
-    got = run_one(sc, SUT_LABEL, sut_bin, workdir, args.verbose)
-    same = got.lines == ref.lines
-    if got.problems:
-        diff = "" if same else f"; {short_diff(ref.lines, got.lines)}"
-        tally.fail(SUT_LABEL, sc, clip(got.problems[0], 200) + diff)
-    elif not same:
-        tally.fail(SUT_LABEL, sc, short_diff(ref.lines, got.lines))
-    else:
-        tally.ok(SUT_LABEL, sc)
-    if args.verbose:
-        print_block(f"{SUT_LABEL} transcript", got.lines)
-    if not same:
-        diff = list(difflib.unified_diff(ref.lines, got.lines, REF_LABEL, SUT_LABEL, lineterm=""))
-        print_block("diff", diff[2:] if args.verbose else diff[2:40])
+    for label, binaries in variants:
+        if ref.problems:
+            tally.skip(label, sc, "reference run is broken, nothing to compare")
+            continue
+        got = run_one(sc, label, binaries, workdir, args.verbose)
+        same = got.lines == ref.lines
+        # Servers that did not start (or a cluster that did not form) observed nothing: no diff.
+        not_run = bool(got.lines) and all(ln.startswith("!! ") for ln in got.lines)
+        if got.problems:
+            diff = "" if same or not_run else f"; {short_diff(ref.lines, got.lines)}"
+            tally.fail(label, sc, clip(got.problems[0], 200) + diff)
+        elif not same:
+            tally.fail(label, sc, short_diff(ref.lines, got.lines))
+        else:
+            tally.ok(label, sc)
+        if args.verbose:
+            print_block(f"{label} transcript", got.lines)
+        if not same and not not_run:
+            diff = list(difflib.unified_diff(ref.lines, got.lines, REF_LABEL, label, lineterm=""))
+            print_block("diff", diff[2:] if args.verbose else diff[2:40])
 
 
 if __name__ == "__main__":

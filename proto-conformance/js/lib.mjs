@@ -69,3 +69,56 @@ export function describeError(err) {
   if (err.cause) d.cause = describeError(err.cause);
   return d;
 }
+
+// ------------------------------------------------------------------------------------------
+// Cluster scenarios (`//! nodes: N`): the runner sets NATS_URLS / NATS_MONITOR_URLS /
+// NATS_CLUSTER_URLS (node 1 first, comma-separated; NATS_URL is node 1) and answers cluster
+// steps asked for with `control()`.
+
+const list = (v) => (v ?? "").split(",").filter(Boolean);
+export const SERVER_URLS = list(process.env.NATS_URLS ?? SERVER_URL);
+export const MONITOR_URLS = list(process.env.NATS_MONITOR_URLS ?? process.env.NATS_MONITOR_URL);
+export const CLUSTER_URLS = list(process.env.NATS_CLUSTER_URLS);
+
+function nodeIndex(node) {
+  const k = typeof node === "number" ? node : Number(String(node).replace(/^n/, ""));
+  if (!(k >= 1 && k <= SERVER_URLS.length)) throw new Error(`no node ${node} (have ${SERVER_URLS.length})`);
+  return k - 1;
+}
+
+/** The client URL of node `node` (1-based number or "n2"). */
+export function nodeUrl(node) {
+  return SERVER_URLS[nodeIndex(node)];
+}
+
+/** Connect to one node; no reconnect, like connectTo(). */
+export function connectToNode(node, opts = {}) {
+  return connect({ servers: nodeUrl(node), reconnect: false, timeout: 5000, ...opts });
+}
+
+/** GET a monitoring endpoint of one node, parsed. */
+export async function monitor(node, path) {
+  const r = await fetch(MONITOR_URLS[nodeIndex(node)] + path);
+  if (!r.ok) throw new Error(`GET ${path} on n${nodeIndex(node) + 1}: HTTP ${r.status}`);
+  return r.json();
+}
+
+// The control channel: one request line `@@<step>` on stdout, one answer line on stdin.
+let stdinLines = null;
+async function nextStdinLine() {
+  if (stdinLines === null) {
+    const { createInterface } = await import("node:readline");
+    stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  }
+  const { value, done } = await stdinLines.next();
+  return done ? "<stdin closed>" : value;
+}
+
+/** A cluster step done by the runner, exactly as in the raw/cli DSLs: "kill n1",
+ * "restart n2", "await-mesh", "await-interest n1 SUBJECT [N]", "await-no-interest n1 SUBJECT".
+ * Throws with the runner's reason when it could not be done. */
+export async function control(step) {
+  process.stdout.write(`@@${step}\n`);
+  const answer = await nextStdinLine();
+  if (answer !== "ok") throw new Error(`control ${step}: ${answer}`);
+}
