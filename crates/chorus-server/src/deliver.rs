@@ -564,8 +564,9 @@ impl Delivery {
             let pinned = c.pinned_account().is_some_and(|p| p == acc.name);
             let account = (!pinned).then_some(acc.name.as_bytes());
             let queues: Vec<&[u8]> = h.queues.iter().map(|q| &q[..]).collect();
+            let hdr = msg.hdr.filter(|_| c.headers.load(Ordering::Relaxed));
             let appended = c.append(msg.size(), |out| {
-                encode::rmsg(out, account, hop.shown(), msg.reply, &queues, msg.hdr, msg.payload)
+                encode::rmsg(out, account, hop.shown(), msg.reply, &queues, hdr, msg.payload)
             });
             let Some((was_empty, pending)) = appended else { continue };
             sent = true;

@@ -736,6 +736,8 @@ impl Route {
         if reg.link.account.is_some() {
             self.decoder.set_pinned(true);
         }
+        // A peer without header support gets messages without them (nats-server strips).
+        self.shared.headers.store(info.headers, Ordering::Relaxed);
         self.outcome = Outcome::Lost;
         self.shared.meta.lock().unwrap().name = info.server_name.clone();
         tracing::info!(
