@@ -581,6 +581,11 @@ impl Delivery {
             if was_empty {
                 self.dirty.push(c.clone());
             }
+            // A route that is behind slows the client publishing into it, as a slow local
+            // receiver does (nats-server stalls client producers for either).
+            if pending > c.stall_at {
+                self.stall = Some(c.clone());
+            }
         }
         // Keep the allocation for the next message.
         self.remote = hits;

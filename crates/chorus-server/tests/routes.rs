@@ -416,3 +416,41 @@ async fn a_clustered_config_with_jetstream_does_not_start_alone() {
     let err = Server::start(o).await.unwrap_err().to_string();
     assert!(err.contains("cluster.tls"), "{err}");
 }
+
+#[tokio::test]
+async fn a_slow_client_behind_a_route_is_cut_and_the_route_stays() -> Result<()> {
+    let small = |name: &str, routes: Vec<String>| {
+        let mut o = node(name, routes);
+        o.max_pending = 2 * 1024 * 1024;
+        o
+    };
+    let a = Server::start(small("a", vec![])).await?;
+    let b = Server::start(small("b", vec![a.route_url().unwrap()])).await?;
+    until("the mesh", || a.num_routes() == (4, 1) && b.num_routes() == (4, 1)).await;
+    // A subscriber on b that never reads.
+    let mut stuck = TcpStream::connect(b.client_addr()).await?;
+    read_until(&mut stuck, |s| s.contains("\r\n")).await;
+    stuck.write_all(b"CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n").await?;
+    read_until(&mut stuck, |s| s.contains("PONG")).await;
+    until("the stuck subscriber's interest on a", || a.has_interest("flood")).await;
+    let nc = async_nats::connect(a.client_url()).await?;
+    let chunk = vec![b'z'; 64 * 1024];
+    for _ in 0..600 {
+        nc.publish("flood", chunk.clone().into()).await?;
+    }
+    nc.flush().await?;
+    let slow = |s: &Server| s.inner().stats.slow_consumers.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + T;
+    while slow(&b) != 1 {
+        let st = (slow(&a), slow(&b), a.num_routes(), b.num_routes());
+        assert!(tokio::time::Instant::now() < deadline, "b did not cut its slow client: {st:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The route took the whole flood: a cut nothing, and the cluster is still whole.
+    assert_eq!(slow(&a), 0);
+    assert_eq!((a.num_routes(), b.num_routes()), ((4, 1), (4, 1)));
+    drop(stuck);
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(())
+}

@@ -458,12 +458,10 @@ impl Route {
             if buf.is_empty() && buf.capacity() > 4 * READ_MAX {
                 buf = BytesMut::with_capacity(READ_MIN);
             }
-            if let Some(c) = self.delivery.take_stall() {
-                let drained = c.drained.notified();
-                if c.out_counts().2 > c.stall_at && !c.is_closing() {
-                    let _ = tokio::time::timeout(Duration::from_millis(5), drained).await;
-                }
-            }
+            // A route never waits for a slow local receiver (a client's publisher does): the
+            // backlog would move upstream onto the peer's route, which would then cut the
+            // whole route instead of the one slow client (nats-server stalls clients only).
+            let _ = self.delivery.take_stall();
         }
     }
 
