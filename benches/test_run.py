@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Unit tests of the benches/run harness pieces that do not need servers: parsing `nats bench`
-output, unit selection, wire-size arithmetic, server config files and the rendered reports
-(JetStream's three-server tables included). The smoke run
+output, unit selection, wire-size arithmetic, server and cluster config files, the reading of
+/routez interest and the rendered reports (JetStream's three-server tables and the cluster
+figures included). The smoke run
 (`benches/run --smoke`) covers the process orchestration end to end.
 
 Run: python3 benches/test_run.py
@@ -209,6 +210,77 @@ class JetStreamReports(unittest.TestCase):
         titles = sorted(b.find(ns + "title").text for b in bars)
         self.assertIn("KV put latency p50 vs nats sync always: 0.500x", titles)
         self.assertIn("JetStream sync publish, file, 1 KiB vs nats default: 0.500x", titles)
+
+
+class Cluster(unittest.TestCase):
+    def test_group_and_default_run(self):
+        units, raw = run.select_units(["cluster"])
+        self.assertEqual(units, ["cluster-pubsub-16b", "cluster-pubsub-1k", "cluster-queue-16b",
+                                 "cluster-queue-1k", "cluster-interest"])
+        self.assertEqual(raw, [])
+        self.assertEqual(run.select_units(["cluster-queue"])[0],
+                         ["cluster-queue-16b", "cluster-queue-1k"])
+        default, _ = run.select_units(None)
+        self.assertTrue(set(units) <= set(default))
+        for u in units:
+            self.assertEqual(run.turns_for(u), run.PLAIN_TURNS)
+        for scale in (run.FULL, run.SMOKE):
+            for size in run.SIZES:
+                self.assertGreater(scale.cluster_pubsub[size], 0)
+                self.assertGreater(scale.cluster_queue[size], 0)
+        self.assertEqual(run.FULL.cluster_interest, 100_000)
+
+    def test_cluster_conf(self):
+        conf = run.cluster_conf(2, [7001, 7002, 7003])
+        self.assertIn("server_name: n2\n", conf)
+        self.assertIn(f"max_pending: {1 << 30}\n", conf)
+        self.assertIn("  name: bench\n", conf)
+        self.assertIn('  listen: "127.0.0.1:7002"\n', conf)
+        self.assertIn('routes: ["nats-route://127.0.0.1:7001", "nats-route://127.0.0.1:7002", '
+                      '"nats-route://127.0.0.1:7003"]', conf)
+        self.assertIn(f"pool_size: {run.CLUSTER_POOL}\n", conf)
+        self.assertTrue(conf.endswith("}\n"))
+
+    def test_route_interest_reads_routez_subscription_lists(self):
+        class Node:
+            def monitor(self, path):
+                assert path == "/routez?subs=1"
+                return {"routes": [
+                    {"remote_name": "n2", "subscriptions_list": ["a", "bench.x"]},
+                    {"remote_name": "n2"},  # a pool connection without subscriptions
+                    {"remote_name": "n3", "subscriptions_list": ["bench.xy"]},
+                ]}
+        self.assertEqual(run.route_interest(Node(), "bench.x"), {"n2"})
+        self.assertEqual(run.route_interest(Node(), "nothing"), set())
+
+        class Down:
+            def monitor(self, path):
+                return None
+        self.assertEqual(run.route_interest(Down(), "bench.x"), set())
+
+    def test_report_rows_and_formats(self):
+        res = run.Results(rounds=1)
+        res.add("reference", {"cluster-interest-ms": 812.25, "cluster-interest-mem": 1311.4,
+                              "cluster-pubsub-16b": 400_000.0, "cluster-interest:unsub-ms": 3.0})
+        res.add("chorus", {"cluster-interest-ms": 406.125, "cluster-interest-mem": 655.7,
+                           "cluster-pubsub-16b": 600_000.0})
+        meta = report([])["meta"]
+        meta["counts"] = {"conns": 10, "cluster-interest": 100_000}
+        rep = run.build_report(res, meta, ["cluster-pubsub-16b", "cluster-interest"], [])
+        by = {f["key"]: f for f in rep["figures"]}
+        self.assertEqual(list(by), ["cluster-pubsub-16b", "cluster-interest-ms", "cluster-interest-mem"])
+        self.assertIn("100,000 subscriptions on n1", by["cluster-interest-ms"]["title"])
+        self.assertAlmostEqual(by["cluster-interest-ms"]["ratio"], 0.5)
+        self.assertAlmostEqual(by["cluster-pubsub-16b"]["ratio"], 1.5)
+        self.assertEqual(rep["extras"]["reference"]["cluster-interest:unsub-ms"], 3.0)
+        self.assertEqual(run.fmt("cluster-interest-ms", 812.25), "812.2")
+        self.assertEqual(run.fmt("cluster-interest-mem", 1311.4), "1,311")
+        md = run.render_markdown(rep)
+        self.assertIn("| memory per route subscription (n2) | B | 1,311 | 656 | 0.50x | lower", md)
+        # Cluster figures have no raw-TCP fraction, even when the limit was measured.
+        res.add("none", {"rawtcp-16b": 1e9})
+        rep = run.build_report(res, meta, ["cluster-pubsub-16b"], ["rawtcp-16b"])
+        self.assertEqual(rep["fractions_of_raw_tcp"], [])
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 type LineReader = Lines<BufReader<OwnedReadHalf>>;
 
-struct Conn {
-    lines: LineReader,
-    wr: OwnedWriteHalf,
+pub(crate) struct Conn {
+    pub(crate) lines: LineReader,
+    pub(crate) wr: OwnedWriteHalf,
 }
 
 pub async fn run(
@@ -93,7 +93,8 @@ pub async fn run(
     }))
 }
 
-async fn establish(addr: &str) -> Result<Conn> {
+/// INFO in, CONNECT + PING out, PONG in: the server has registered the client.
+pub(crate) async fn establish(addr: &str) -> Result<Conn> {
     let stream = TcpStream::connect(addr).await.context("connecting")?;
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();

@@ -9,7 +9,10 @@
 //! - `reqrep`: sequential request/reply latency through the server (p50/p99).
 //! - `conns`: open many idle NATS connections, report the accept rate, hold them while the
 //!   harness samples the server's memory, then check they are all still alive.
-//! - `qsub`: queue-group subscribers (`nats bench sub` has no queue option).
+//! - `qsub`: queue-group subscribers (`nats bench sub` has no queue option), on one server or
+//!   spread over the nodes of a cluster.
+//! - `interest`: a subscription storm on one connection, held while the harness watches the
+//!   other nodes of a cluster learn it (route interest) and samples their memory.
 //! - `jspub`: JetStream publish throughput (PubAcks awaited one by one or in a window).
 //! - `jsconsume`: JetStream consumer throughput (pull with and without acks, ordered, push,
 //!   workqueue end to end).
@@ -22,6 +25,7 @@
 mod args;
 mod authconn;
 mod conns;
+mod interest;
 mod jsconsume;
 mod jspub;
 mod kv;
@@ -44,9 +48,14 @@ commands:
   conns  --url URL --count N --concurrency C [--hold-secs S]
       open N idle connections (C handshakes in flight), print 'established N' on stderr,
       hold them until stdin closes (or S seconds), then PING each one and report
-  qsub   --url URL --subject SUBJ --count N [--members M] [--queue NAME] [--timeout-secs S]
-      M queue-group subscribers; prints 'ready' on stderr once subscribed, then reports the
-      delivery rate once N messages arrived in total
+  qsub   --url URL[,URL...] --subject SUBJ --count N [--members M] [--queue NAME]
+         [--timeout-secs S]
+      M queue-group subscribers (member m on the (m mod #URLs)-th URL); prints 'ready' on
+      stderr once subscribed, then reports the delivery rate once N messages arrived in total
+  interest --url URL --count N [--subject PREFIX] [--hold-secs S]
+      one raw connection; prints 'connected' on stderr, waits for a line on stdin, then sends
+      N SUBs on distinct subjects PREFIX.<i> and a PING; prints 'subscribed N' at the PONG and
+      holds them until stdin closes (or S seconds), then checks the connection with a PING
   jspub  --url URL --stream NAME --subject SUBJ --storage file|memory --size BYTES --count N
          --mode sync|async [--window W] [--max-secs S]
       create the stream, publish N messages (sync: each PubAck awaited before the next;
@@ -114,7 +123,15 @@ fn run(argv: Vec<String>) -> Result<serde_json::Value> {
             runtime()?.block_on(conns::run(&url, count, to_usize(concurrency)?, hold_secs))?
         }
         "qsub" => {
-            let url = args.string("url")?;
+            let urls: Vec<String> = args
+                .string("url")?
+                .split(',')
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect();
+            if urls.is_empty() {
+                bail!("--url names no server");
+            }
             let subject = args.string("subject")?;
             let count = args.u64("count")?;
             let members = args.u64_or("members", 4)?;
@@ -122,7 +139,7 @@ fn run(argv: Vec<String>) -> Result<serde_json::Value> {
             let timeout_secs = args.u64_or("timeout-secs", 120)?;
             args.finish()?;
             let opts = qsub::Opts {
-                url,
+                urls,
                 subject,
                 queue,
                 members: to_usize(members)?,
@@ -130,6 +147,14 @@ fn run(argv: Vec<String>) -> Result<serde_json::Value> {
                 timeout_secs,
             };
             runtime()?.block_on(qsub::run(opts))?
+        }
+        "interest" => {
+            let url = args.string("url")?;
+            let count = args.u64("count")?;
+            let prefix = args.string_or("subject", "bench.interest");
+            let hold_secs = args.u64_or("hold-secs", 300)?;
+            args.finish()?;
+            runtime()?.block_on(interest::run(&url, &prefix, count, hold_secs))?
         }
         "jspub" => {
             let opts = jspub::Opts {

@@ -3,6 +3,9 @@
 //! must reach exactly one member. The rate is `count` over the time from the first delivery to
 //! the `count`-th, the same definition `nats bench sub` uses. After the last expected message a
 //! short grace period catches duplicate deliveries, which the harness treats as a failure.
+//!
+//! `urls` may name several servers (a cluster): member `m` connects to `urls[m % len]`, so the
+//! group is spread over the nodes, and `per_member` tells which node delivered what.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,7 +20,8 @@ use crate::sync_with_server;
 
 #[derive(Debug)]
 pub struct Opts {
-    pub url: String,
+    /// One server URL per node; members are assigned round-robin.
+    pub urls: Vec<String>,
     pub subject: String,
     pub queue: String,
     pub members: usize,
@@ -41,11 +45,15 @@ pub async fn run(o: Opts) -> Result<serde_json::Value> {
     let mut subs = Vec::with_capacity(o.members);
     let mut clients = Vec::with_capacity(o.members);
     for m in 0..o.members {
+        let url = &o.urls[m % o.urls.len()];
         let events = shared.clone();
         let client = async_nats::ConnectOptions::new()
             // async-nats drops messages once a subscription's buffer is full; a benchmark
             // must measure the server, not that client-side limit.
             .subscription_capacity(1 << 20)
+            // Stay on the node we were given: a cluster advertises its other nodes' client
+            // URLs, and a member that moved would change the spread being measured.
+            .ignore_discovered_servers()
             .event_callback(move |e| {
                 let events = events.clone();
                 async move {
@@ -54,9 +62,9 @@ pub async fn run(o: Opts) -> Result<serde_json::Value> {
                     }
                 }
             })
-            .connect(o.url.as_str())
+            .connect(url.as_str())
             .await
-            .with_context(|| format!("member {m}: connecting"))?;
+            .with_context(|| format!("member {m}: connecting to {url}"))?;
         let sub = client
             .queue_subscribe(o.subject.clone(), o.queue.clone())
             .await
@@ -124,6 +132,7 @@ pub async fn run(o: Opts) -> Result<serde_json::Value> {
     Ok(json!({
         "mode": "qsub",
         "members": o.members,
+        "urls": o.urls,
         "count": o.count,
         "received": shared.total.load(Ordering::Relaxed),
         "per_member": per_member,
