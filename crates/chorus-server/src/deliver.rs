@@ -58,6 +58,7 @@ pub(crate) struct MatchCache {
 }
 
 impl MatchCache {
+    #[inline]
     fn lookup(&mut self, acc: &Account, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
         let generation = acc.sublist.generation();
         if generation != self.generation {
@@ -189,6 +190,7 @@ impl Delivery {
 
     /// Routes `msg` published in `acc`: mappings first, then subscribers, imports and routes.
     /// Returns whether anyone (here or on a peer) will receive it.
+    #[inline]
     pub(crate) fn publish(
         &mut self,
         srv: &Arc<ServerInner>,
@@ -202,6 +204,7 @@ impl Delivery {
 
     /// [`Delivery::publish`], with receivers seeing `shown` as the subject while `msg.subject`
     /// decides who they are.
+    #[inline]
     pub(crate) fn publish_shown(
         &mut self,
         srv: &Arc<ServerInner>,
@@ -216,6 +219,21 @@ impl Delivery {
         if flags == 0 {
             return self.route(srv, from, acc, &hop, lookup);
         }
+        self.publish_in_account(srv, from, acc, hop, flags, lookup)
+    }
+
+    /// [`Delivery::publish_shown`] for an account that maps, imports or exports.
+    #[inline(never)]
+    fn publish_in_account(
+        &mut self,
+        srv: &Arc<ServerInner>,
+        from: &Origin<'_>,
+        acc: &Arc<Account>,
+        hop: Hop<'_>,
+        flags: u8,
+        lookup: Lookup<'_>,
+    ) -> bool {
+        let msg = hop.msg;
         // Mappings apply where a message enters the system, not again on the peers.
         let mapped = if flags & account::F_MAPPINGS != 0 && !from.is_routed() {
             acc.map_subject(msg.subject)
@@ -267,6 +285,7 @@ impl Delivery {
         self.stall.take()
     }
 
+    #[inline]
     fn next_rand(&mut self) -> u64 {
         if self.rng == 0 {
             self.rng = rand::random::<u64>() | 1;
@@ -343,6 +362,7 @@ impl Delivery {
         delivered
     }
 
+    #[inline(always)]
     fn lookup(acc: &Account, subject: &[u8], lookup: Lookup<'_>) -> Arc<SublistResult<SubRef>> {
         match lookup {
             Lookup::Cached(c) => c.lookup(acc, subject),
@@ -365,15 +385,28 @@ impl Delivery {
         for s in &r.psubs {
             delivered |= self.deliver_or_note(srv, from, acc, &s.0, hop);
         }
-        for (name, group) in r.queue_groups() {
+        // Without routes there is no peer's member in any group.
+        let clustered = srv.routes.any();
+        for (i, group) in r.qsubs.iter().enumerate() {
             if group.is_empty() {
+                continue;
+            }
+            let name = r.queue_name(i);
+            // The common case, a group of this server's members only, takes the short way.
+            let local = !clustered
+                || (!from.is_routed() && group.iter().all(|s| s.0.client.kind != Kind::Router));
+            if local {
+                delivered |= self.pick_local(srv, from, acc, hop, group);
                 continue;
             }
             let total = group.len();
             delivered |=
                 self.pick_queue(srv, from, acc, hop, name, total, |i| Member::Sub(&group[i].0));
         }
-        delivered | self.send_remote(srv, acc, hop)
+        if !self.remote.is_empty() {
+            delivered |= self.send_remote(srv, acc, hop);
+        }
+        delivered
     }
 
     /// [`Delivery::route`] for an account whose subjects other accounts import: its own
@@ -427,7 +460,31 @@ impl Delivery {
                 Member::Shadow(&group[i].0)
             });
         }
-        delivered | self.send_remote(srv, acc, hop)
+        if !self.remote.is_empty() {
+            delivered |= self.send_remote(srv, acc, hop);
+        }
+        delivered
+    }
+
+    /// [`Delivery::pick_queue`] for a group with no peer in it: a uniform draw, then the next
+    /// member that takes it (skipping closing ones).
+    fn pick_local(
+        &mut self,
+        srv: &Arc<ServerInner>,
+        from: &Origin<'_>,
+        acc: &Arc<Account>,
+        hop: &Hop<'_>,
+        group: &[SubRef],
+    ) -> bool {
+        let total = group.len();
+        let start = (self.next_rand() % total as u64) as usize;
+        for k in 0..total {
+            let s = &group[(start + k) % total].0;
+            if !from.hides(s) && self.deliver(srv, from, acc, s, hop) {
+                return true;
+            }
+        }
+        false
     }
 
     /// One member of a queue group gets the message, cluster-wide. For a message published
@@ -463,7 +520,10 @@ impl Delivery {
         };
         let sum: u64 = (0..total).map(|k| weight(&member(k))).sum();
         let mut start = 0;
-        if sum > 0 {
+        if sum == total as u64 {
+            // Every member weighs 1 (no peer in the group, the common case): a uniform draw.
+            start = (self.next_rand() % sum) as usize;
+        } else if sum > 0 {
             let mut draw = self.next_rand() % sum;
             for k in 0..total {
                 let w = weight(&member(k));
@@ -513,6 +573,7 @@ impl Delivery {
     }
 
     /// A plain subscriber: delivered here, or, for a route's, remembered for the fan-out.
+    #[inline(always)]
     fn deliver_or_note(
         &mut self,
         srv: &Arc<ServerInner>,
@@ -552,10 +613,8 @@ impl Delivery {
 
     /// Sends the message once to each route noted by this hop (`RMSG`, or `HMSG` with
     /// headers), with the queue groups it was picked for.
+    #[inline(never)]
     fn send_remote(&mut self, srv: &Arc<ServerInner>, acc: &Account, hop: &Hop<'_>) -> bool {
-        if self.remote.is_empty() {
-            return false;
-        }
         let hits = std::mem::take(&mut self.remote);
         let msg = hop.msg;
         let mut sent = false;

@@ -208,6 +208,7 @@ impl ClientShared {
     /// closing, else whether the buffer was empty before (the writer then needs a wake-up)
     /// and the new pending size.
     /// `size` is the message's payload plus headers, what nats-server counts as bytes out.
+    #[inline(always)]
     pub(crate) fn append(
         &self,
         size: usize,

@@ -171,6 +171,13 @@ impl Routes {
         self.pool_size.store(t.pool_size, Ordering::Release);
     }
 
+    /// Whether any route is up (route subscriptions exist only then: a link's are removed
+    /// before it unregisters).
+    #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.links.load(Ordering::Acquire) > 0
+    }
+
     pub(crate) fn pool_size(&self) -> usize {
         self.pool_size.load(Ordering::Acquire)
     }
