@@ -16,6 +16,7 @@
 //!             deletes, TTL schedule) + nats-server's rules, over a small Backend trait
 //! mem.rs      MemStore: BTreeMap<seq, msg> + per-subject sequence sets
 //! file/       Store (one RocksDB per server), FileStore (one stream), codec (keys, records)
+//! raftlog.rs  RaftLog: raft groups' logs (MemRaftLog; RocksDB on Store, column family raft)
 //! testing.rs  the shared suite, one pub fn per behaviour, taking a store factory
 //! ```
 //!
@@ -33,7 +34,7 @@
 //!           "S" name                                        -> [stream_id][config]   + crc
 //!           "Q" [stream_id]                                 -> [first][last][last_ts] + crc
 //!           "C" [stream_id] consumer                        -> consumer state blob   + crc
-//! raft      (reserved for the raft logs)
+//! raft      [len u8][group]["E"][index u64] -> entry, ["M"][key] -> vote etc. (raftlog.rs)
 //!
 //! record:  ver u8 | flags u8 | ts i64 | ttl i64 | subj_len u16 | hdr_len u32 | meta_crc u32
 //!          | subject | headers | payload | body_crc u32
@@ -96,6 +97,7 @@ mod error;
 pub mod file;
 mod filter;
 mod mem;
+pub mod raftlog;
 mod stream;
 pub mod testing;
 mod types;
@@ -105,6 +107,7 @@ pub use error::{Result, StoreError};
 pub use file::{Fault, FileStore, RepairReport, Store};
 pub use filter::SubjectFilter;
 pub use mem::MemStore;
+pub use raftlog::{MemRaftLog, RaftLog};
 pub use stream::StreamStore;
 pub use types::{
     Appended, Discard, LimitExceeded, Limits, MsgTtl, NewMessage, PurgeRequest, RemoveMode,

@@ -1145,9 +1145,145 @@ impl FileStore {
     }
 }
 
+// ---- raft logs -------------------------------------------------------------------------------
+
+impl crate::raftlog::RaftLog for Store {
+    fn append(&self, group: &str, entries: &[(u64, Vec<u8>)]) -> Result<()> {
+        let cf = self.shared.cf(CF_RAFT);
+        let mut b = WriteBatch::default();
+        for (i, e) in entries {
+            let k = crate::raftlog::entry_key(group, *i);
+            b.put_cf(cf, &k, codec::seal(&k, e));
+        }
+        self.shared.write(b, false)
+    }
+
+    fn entries(
+        &self,
+        group: &str,
+        start: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.shared.check()?;
+        let (lo, hi) =
+            (crate::raftlog::entry_key(group, start), crate::raftlog::entry_key(group, end));
+        let mut it = self.shared.iter(CF_RAFT, &lo, Some(hi));
+        it.seek(&lo);
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let index = crate::raftlog::index_of(k).unwrap_or(0);
+            let body = codec::unseal(k, v)
+                .ok_or_else(|| crate::raftlog::corrupt(group, index, "entry checksum mismatch"))?;
+            if !out.is_empty() && bytes + body.len() > max_bytes {
+                break;
+            }
+            bytes += body.len();
+            out.push((index, body.to_vec()));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    fn last(&self, group: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        self.shared.check()?;
+        let prefix = crate::raftlog::group_prefix(group, b'E');
+        let mut it = self.shared.iter(CF_RAFT, &prefix, codec::prefix_end(&prefix));
+        it.seek_to_last();
+        let found = match (it.key(), it.value()) {
+            (Some(k), Some(v)) => {
+                let index = crate::raftlog::index_of(k).unwrap_or(0);
+                let body = codec::unseal(k, v).ok_or_else(|| {
+                    crate::raftlog::corrupt(group, index, "entry checksum mismatch")
+                })?;
+                Some((index, body.to_vec()))
+            }
+            _ => None,
+        };
+        it.status()?;
+        Ok(found)
+    }
+
+    fn truncate(&self, group: &str, index: u64) -> Result<()> {
+        let cf = self.shared.cf(CF_RAFT);
+        let prefix = crate::raftlog::group_prefix(group, b'E');
+        let end = codec::prefix_end(&prefix).unwrap_or_else(|| vec![u8::MAX; 16]);
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(cf, crate::raftlog::entry_key(group, index), end);
+        self.shared.write(b, false)
+    }
+
+    fn purge(&self, group: &str, index: u64) -> Result<()> {
+        let cf = self.shared.cf(CF_RAFT);
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(
+            cf,
+            crate::raftlog::group_prefix(group, b'E'),
+            crate::raftlog::entry_key(group, index.saturating_add(1)),
+        );
+        self.shared.write(b, false)
+    }
+
+    fn put_meta(&self, group: &str, key: &str, value: &[u8]) -> Result<()> {
+        let k = crate::raftlog::meta_key(group, key);
+        let mut b = WriteBatch::default();
+        b.put_cf(self.shared.cf(CF_RAFT), &k, codec::seal(&k, value));
+        self.shared.write(b, false)
+    }
+
+    fn meta(&self, group: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.shared.check()?;
+        let k = crate::raftlog::meta_key(group, key);
+        match self.shared.db.get_pinned_cf(self.shared.cf(CF_RAFT), &k)? {
+            None => Ok(None),
+            Some(v) => codec::unseal(&k, &v)
+                .map(|b| Some(b.to_vec()))
+                .ok_or_else(|| crate::raftlog::corrupt(group, 0, "meta checksum mismatch")),
+        }
+    }
+
+    fn remove_group(&self, group: &str) -> Result<()> {
+        let cf = self.shared.cf(CF_RAFT);
+        let mut b = WriteBatch::default();
+        for kind in [b'E', b'M'] {
+            let p = crate::raftlog::group_prefix(group, kind);
+            let end = codec::prefix_end(&p).unwrap_or_else(|| vec![u8::MAX; 16]);
+            b.delete_range_cf(cf, p, end);
+        }
+        self.shared.write(b, false)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.shared.sync()
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_raft_entry_is_reported_never_returned() {
+        use crate::raftlog::RaftLog;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().join("db")).unwrap();
+        s.append("g", &[(1, b"one".to_vec()), (2, b"two".to_vec())]).unwrap();
+        // Flip a bit of entry 2's stored value behind the log's back.
+        let k = crate::raftlog::entry_key("g", 2);
+        let cf = s.shared.cf(CF_RAFT);
+        let mut v = s.shared.db.get_cf(cf, &k).unwrap().unwrap();
+        v[0] ^= 0x40;
+        s.shared.db.put_cf(cf, &k, v).unwrap();
+        assert!(matches!(s.last("g"), Err(StoreError::Corrupt { seq: 2, .. })));
+        assert!(matches!(s.entries("g", 1, 3, usize::MAX), Err(StoreError::Corrupt { .. })));
+        assert_eq!(s.entries("g", 1, 2, usize::MAX).unwrap(), vec![(1, b"one".to_vec())]);
+    }
 
     #[test]
     fn inline_subject_keys_match_the_codec() {
