@@ -439,7 +439,8 @@ async fn a_slow_client_behind_a_route_is_cut_and_the_route_stays() -> Result<()>
         nc.publish("flood", chunk.clone().into()).await?;
     }
     nc.flush().await?;
-    let slow = |s: &Server| s.inner().stats.slow_consumers.load(std::sync::atomic::Ordering::Relaxed);
+    let slow =
+        |s: &Server| s.inner().stats.slow_consumers.load(std::sync::atomic::Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + T;
     while slow(&b) != 1 {
         let st = (slow(&a), slow(&b), a.num_routes(), b.num_routes());

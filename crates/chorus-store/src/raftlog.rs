@@ -30,8 +30,13 @@ pub trait RaftLog: Send + Sync + std::fmt::Debug {
 
     /// Entries with `start <= index < end`, in order, stopping early once `max_bytes` are
     /// taken (always at least one entry when the range holds any).
-    fn entries(&self, group: &str, start: u64, end: u64, max_bytes: usize)
-    -> Result<Vec<(u64, Vec<u8>)>>;
+    fn entries(
+        &self,
+        group: &str,
+        start: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>>;
 
     /// The entry with the highest index.
     fn last(&self, group: &str) -> Result<Option<(u64, Vec<u8>)>>;
