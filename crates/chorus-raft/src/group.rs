@@ -68,7 +68,7 @@ impl Timing {
 }
 
 /// Why a group operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum GroupError {
     #[error("invalid raft configuration: {0}")]
     Config(String),
@@ -81,6 +81,9 @@ pub enum GroupError {
     /// The group stopped (storage failure, shutdown): nothing it answers can be trusted.
     #[error("raft group stopped: {0}")]
     Stopped(String),
+    /// No answer in time: the command may or may not be committed.
+    #[error("no answer from the group in time")]
+    Timeout,
 }
 
 /// A running group on this server.
@@ -142,6 +145,25 @@ impl Group {
         }
     }
 
+    /// [`Group::propose`] from any member: the leader proposes it (forwarded to it when this
+    /// member does not lead). Waits at most `ttl`; after `Timeout` or `NotLeader` the command
+    /// may still commit (a leader that steps down answers "not the leader" for what it had
+    /// appended), so commands must be safe to see twice, or carry what detects it.
+    pub async fn propose_anywhere(&self, cmd: Vec<u8>, ttl: Duration) -> Result<Resp, GroupError> {
+        if self.is_leader() {
+            return match tokio::time::timeout(ttl, self.propose(cmd)).await {
+                Ok(r) => r,
+                Err(_) => Err(GroupError::Timeout),
+            };
+        }
+        match self.leader() {
+            Some(l) if l != self.hub.me() => {
+                self.hub.forward(l, &self.name, cmd, ttl).await.map(Resp)
+            }
+            _ => Err(GroupError::NotLeader(None)),
+        }
+    }
+
     /// Adds `id` as a voter (as a learner first, so it catches up before it counts).
     pub async fn add_voter(&self, id: NodeId, node: PeerNode) -> Result<(), GroupError> {
         let add = ChangeMembers::AddNodes(BTreeMap::from([(id, node)]));
@@ -187,7 +209,7 @@ impl Group {
     }
 }
 
-fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>) -> GroupError {
+pub(crate) fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>) -> GroupError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
             GroupError::NotLeader(f.leader_id)

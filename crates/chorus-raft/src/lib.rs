@@ -37,6 +37,6 @@ pub mod types;
 pub use group::{Group, GroupError, Timing};
 pub use log::{Flusher, LogStore};
 pub use machine::{Applied, Committed, Machine, Payload};
-pub use net::{Hub, Transport};
+pub use net::{AppHandler, Hub, Transport};
 pub use openraft::ServerState;
 pub use types::{NodeId, PeerNode, Resp, seed_thread};

@@ -46,6 +46,11 @@ enum Rpc {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A command for the group, from a member that does not lead it (see
+    /// [`crate::Group::propose_anywhere`]).
+    Propose(Vec<u8>),
+    /// An application request for the server's handler (`group` names the topic).
+    App(Vec<u8>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,7 +62,23 @@ enum Reply {
     NoGroup,
     /// The group failed the call (it is stopping, or its storage failed).
     Failed(String),
+    /// What the group's leader answered a forwarded proposal.
+    Proposed(Result<Vec<u8>, crate::GroupError>),
+    /// What the application handler answered.
+    App(Vec<u8>),
 }
+
+/// The server's handler of application requests: `(from, topic, body) -> answer`. It runs on
+/// a task of its own per request.
+pub type AppHandler = Arc<
+    dyn Fn(
+            NodeId,
+            String,
+            Vec<u8>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Why a call got no answer.
 #[derive(Debug)]
@@ -71,6 +92,7 @@ pub struct Hub {
     me: NodeId,
     transport: Arc<dyn Transport>,
     groups: RwLock<FxHashMap<String, Raft>>,
+    app: RwLock<Option<AppHandler>>,
     pending: Mutex<FxHashMap<u64, tokio::sync::oneshot::Sender<Reply>>>,
     next: AtomicU64,
 }
@@ -87,6 +109,7 @@ impl Hub {
             me,
             transport,
             groups: RwLock::default(),
+            app: RwLock::default(),
             pending: Mutex::default(),
             next: AtomicU64::new(1),
         })
@@ -103,6 +126,41 @@ impl Hub {
 
     pub fn unregister(&self, group: &str) {
         self.groups.write().unwrap_or_else(|e| e.into_inner()).remove(group);
+    }
+
+    /// Sets the handler of application requests ([`Hub::request`] from other servers).
+    pub fn set_app_handler(&self, h: AppHandler) {
+        *self.app.write().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+
+    /// Sends an application request to node `to` and waits at most `ttl` for its answer.
+    pub async fn request(
+        &self,
+        to: NodeId,
+        topic: &str,
+        body: Vec<u8>,
+        ttl: Duration,
+    ) -> Option<Vec<u8>> {
+        match self.call(to, topic, Rpc::App(body), ttl).await {
+            Ok(Reply::App(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Forwards a proposal to node `to`, the group's leader as far as we know.
+    pub(crate) async fn forward(
+        &self,
+        to: NodeId,
+        group: &str,
+        cmd: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<Vec<u8>, crate::GroupError> {
+        match self.call(to, group, Rpc::Propose(cmd), ttl).await {
+            Ok(Reply::Proposed(r)) => r,
+            Ok(Reply::NoGroup) => Err(crate::GroupError::NotLeader(None)),
+            Ok(_) | Err(CallError::Unreachable(_)) => Err(crate::GroupError::NotLeader(None)),
+            Err(CallError::Timeout) => Err(crate::GroupError::Timeout),
+        }
     }
 
     fn group(&self, name: &str) -> Option<Raft> {
@@ -130,9 +188,18 @@ impl Hub {
             Frame::Request { id, group, rpc } => {
                 let hub = self.clone();
                 tokio::spawn(async move {
-                    let reply = match hub.group(&group) {
-                        None => Reply::NoGroup,
-                        Some(raft) => serve(&raft, rpc).await,
+                    let reply = match rpc {
+                        Rpc::App(body) => {
+                            let h = hub.app.read().unwrap_or_else(|e| e.into_inner()).clone();
+                            match h {
+                                Some(h) => Reply::App(h(from, group, body).await),
+                                None => Reply::NoGroup,
+                            }
+                        }
+                        rpc => match hub.group(&group) {
+                            None => Reply::NoGroup,
+                            Some(raft) => serve(&raft, rpc).await,
+                        },
                     };
                     hub.transport.send(from, encode(&Frame::Response { id, reply }));
                 });
@@ -184,6 +251,12 @@ async fn serve(raft: &Raft, rpc: Rpc) -> Reply {
             Ok(x) => Reply::Snapshot(x),
             Err(e) => Reply::Failed(e.to_string()),
         },
+        // Only a leader proposes; a member that lost the lead says so and the caller retries.
+        Rpc::Propose(cmd) => match raft.client_write(crate::types::Cmd(cmd)).await {
+            Ok(r) => Reply::Proposed(Ok(r.data.0)),
+            Err(e) => Reply::Proposed(Err(crate::group::write_error(e))),
+        },
+        Rpc::App(_) => Reply::NoGroup,
     }
 }
 

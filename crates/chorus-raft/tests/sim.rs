@@ -557,3 +557,58 @@ fn the_checker_catches_acks_before_the_fsync() {
     println!("lying disks: {failed} of 40 schedules caught (seeds {base}..)");
     assert!(failed > 0, "40 schedules with lying disks and not one failure: the checker is blind");
 }
+
+/// A follower's proposal is forwarded to the leader and answered with the leader's response;
+/// an application request reaches the other server's handler and comes back.
+#[test]
+fn followers_forward_proposals_and_app_requests_round_trip() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = Cluster::new(7, false).await;
+        let leader = loop {
+            if let Some(id) = NODES.iter().copied().find(|&id| c.group(id).unwrap().is_leader()) {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let follower = NODES.iter().copied().find(|&id| id != leader).unwrap();
+        let g = c.group(follower).unwrap();
+        // Let the follower learn who leads.
+        while g.leader() != Some(leader) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        g.propose_anywhere(42u64.to_le_bytes().to_vec(), Duration::from_secs(2))
+            .await
+            .expect("forwarded proposal commits");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for id in NODES {
+            let dumped = c.nodes[&id].log.live.meta(GROUP, "machine").unwrap().unwrap();
+            let state: State = serde_json::from_slice(&dumped).unwrap();
+            assert_eq!(state.values, vec![42], "member {id} applied the forwarded value");
+        }
+
+        // The application handler: echoes the topic and the body reversed.
+        let hubs: Vec<Arc<Hub>> = {
+            let w = c.net.0.lock().unwrap();
+            NODES.iter().map(|id| w.hubs[id].clone()).collect()
+        };
+        hubs[1].set_app_handler(Arc::new(|from, topic, body| {
+            Box::pin(async move {
+                let mut b = body;
+                b.reverse();
+                format!("{from}:{topic}:{}", String::from_utf8(b).unwrap()).into_bytes()
+            })
+        }));
+        let answer = hubs[0]
+            .request(NODES[1], "stream.info", b"abc".to_vec(), Duration::from_secs(1))
+            .await
+            .expect("an answer");
+        assert_eq!(answer, format!("{}:stream.info:cba", NODES[0]).into_bytes());
+        // A server without a handler does not answer.
+        assert!(hubs[1].request(NODES[2], "x", vec![], Duration::from_secs(1)).await.is_none());
+    });
+}
