@@ -175,6 +175,28 @@ struct Hop<'a> {
     from_service: bool,
 }
 
+/// Where the `@` of a `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>@
+/// <subject>` reply is (nats-server's `jsAckDeliverIdx`): the first `@` after the eight dots
+/// of the ack token (stream and consumer names may hold an `@` themselves).
+pub(crate) fn js_ack_deliver_idx(reply: &[u8]) -> Option<usize> {
+    if !reply.starts_with(b"$JS.ACK.") || reply.len() <= 8 {
+        return None;
+    }
+    let mut dots = 0;
+    for (i, &b) in reply.iter().enumerate() {
+        match b {
+            b'.' => dots += 1,
+            b'@' if dots >= 8 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn js_ack_has_deliver(reply: &[u8]) -> bool {
+    js_ack_deliver_idx(reply).is_some()
+}
+
 impl Hop<'_> {
     fn shown(&self) -> &[u8] {
         self.shown.unwrap_or(self.msg.subject)
@@ -624,8 +646,19 @@ impl Delivery {
             let account = (!pinned).then_some(acc.name.as_bytes());
             let queues: Vec<&[u8]> = h.queues.iter().map(|q| &q[..]).collect();
             let hdr = msg.hdr.filter(|_| c.headers.load(Ordering::Relaxed));
+            // A message shown under another subject (a JetStream delivery to a pull
+            // request's inbox) travels by its routing subject, the shown one after an `@` at
+            // the end of its `$JS.ACK` reply, as nats-server sends it; the peer takes it off.
+            let suffixed;
+            let reply = match (hop.shown, msg.reply) {
+                (Some(shown), Some(r)) if shown != msg.subject && !js_ack_has_deliver(r) => {
+                    suffixed = [r, b"@", shown].concat();
+                    Some(&suffixed[..])
+                }
+                _ => msg.reply,
+            };
             let appended = c.append(msg.size(), |out| {
-                encode::rmsg(out, account, hop.shown(), msg.reply, &queues, hdr, msg.payload)
+                encode::rmsg(out, account, msg.subject, reply, &queues, hdr, msg.payload)
             });
             let Some((was_empty, pending)) = appended else { continue };
             sent = true;
@@ -762,7 +795,8 @@ impl Delivery {
                 _ => None,
             };
             let shown = Msg { subject, ..msg };
-            return sink.deliver(acc, &sub.sid, &shown, requester);
+            let routed = from.conn.is_some_and(|c| c.kind == crate::conn::Kind::Router);
+            return sink.deliver(acc, &sub.sid, &shown, requester, routed);
         }
         let hdr = msg.hdr.filter(|_| c.headers.load(Ordering::Relaxed));
         let size = msg.payload.len() + hdr.map_or(0, <[u8]>::len);

@@ -109,6 +109,9 @@ pub struct ServerInner {
     cluster: RwLock<(String, bool)>,
     /// Generation of the peers' client URLs last pushed to clients.
     urls_pushed: AtomicU64,
+    /// The raft hub of a clustered JetStream (set once at start, before any route): every
+    /// raft group of this server talks to its peers through it.
+    pub(crate) raft: std::sync::OnceLock<Arc<chorus_raft::Hub>>,
 }
 
 impl ServerInner {
@@ -497,6 +500,7 @@ impl Server {
             cluster_addr: Mutex::new(None),
             cluster: RwLock::new(cluster_identity(&opts)),
             urls_pushed: AtomicU64::new(0),
+            raft: std::sync::OnceLock::new(),
             opts: RwLock::new(Arc::new(opts.clone())),
         });
 
@@ -923,9 +927,7 @@ fn configure_accounts(
     Ok(())
 }
 
-/// A server in a cluster must not run a JetStream of its own: its streams would ack alone
-/// while clients believe them replicated. Until JetStream is replicated over the cluster
-/// (the JetStream-on-raft issue), the two do not start together.
+/// Cluster options an operator relies on for safety are refused, never ignored.
 fn check_cluster(opts: &Options) -> Result<(), ServerError> {
     let clustered = opts.cluster.as_ref().is_some_and(|c| c.port.is_some() || !c.routes.is_empty());
     if let Some(c) = opts.cluster.as_ref().filter(|_| clustered) {
@@ -951,15 +953,6 @@ fn check_cluster(opts: &Options) -> Result<(), ServerError> {
                 c.compression.mode
             );
         }
-    }
-    if clustered && opts.jetstream.enabled {
-        return Err(ServerError::Config(
-            "JetStream in a cluster is not available yet: Chorus does not replicate streams \
-             over routes (see docs/missing.md), and a clustered server acking JetStream \
-             writes alone would lose them with that node; remove the `jetstream` block or \
-             the `cluster` block"
-                .into(),
-        ));
     }
     Ok(())
 }

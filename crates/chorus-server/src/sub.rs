@@ -48,13 +48,15 @@ impl Msg<'_> {
 /// message instead of appending to a buffer; it must not block.
 pub(crate) trait Sink: Send + Sync + std::fmt::Debug {
     /// Takes a message published in `account` for the internal subscription `sid`. Returns
-    /// whether it counts as delivered (for no-responders).
+    /// whether it counts as delivered (for no-responders). `routed`: it came from another
+    /// server of the cluster.
     fn deliver(
         &self,
         account: &Arc<Account>,
         sid: &[u8],
         msg: &Msg<'_>,
         requester: Option<String>,
+        routed: bool,
     ) -> bool;
 
     /// Whether this delivery wants the publisher's `ClientInfo` JSON (the JetStream API audit
@@ -134,6 +136,9 @@ pub struct ClientShared {
     /// A client that takes async INFO (protocol 1, after its first PONG): it is told when
     /// the cluster's client URLs change.
     pub(crate) async_info: AtomicBool,
+    /// An internal client whose subscriptions the routes hear of (clustered JetStream: every
+    /// server's API and the stream leaders' subjects are reachable from the whole cluster).
+    pub(crate) advertise: OnceLock<Weak<crate::server::ServerInner>>,
 }
 
 impl ClientShared {
@@ -175,6 +180,7 @@ impl ClientShared {
             jwt_user: Mutex::new(None),
             pinned: OnceLock::new(),
             async_info: AtomicBool::new(false),
+            advertise: OnceLock::new(),
         }
     }
 

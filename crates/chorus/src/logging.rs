@@ -78,7 +78,12 @@ pub fn init(opts: &Options) {
         tracing::level_filters::LevelFilter::INFO
     };
     let format = NatsFormat { pid: std::process::id(), logtime: opts.logtime };
-    let builder = tracing_subscriber::fmt().with_max_level(level).event_format(format);
+    // openraft narrates every election and unreachable peer at info and error: Chorus logs
+    // what an operator needs itself (leaders, membership, failures); openraft's own lines
+    // only with tracing on.
+    let raft = if opts.trace { "openraft=warn" } else { "openraft=off" };
+    let filter = tracing_subscriber::EnvFilter::new(format!("{level},{raft}"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).event_format(format);
     let file = opts.log_file.as_ref().and_then(|p| {
         std::fs::OpenOptions::new()
             .create(true)

@@ -130,6 +130,9 @@ pub enum Event<'a> {
     Tick,
     /// The consumer is being deleted.
     Delete,
+    /// The consumer stops running here (its stream's leader moved to another server):
+    /// waiting pull requests get `409 Leadership Change`, as nats-server's do.
+    LeadershipChange,
 }
 
 #[derive(Debug, Clone)]
@@ -560,6 +563,12 @@ impl Consumer {
             Event::Tick => self.tick(now, stream, interest),
             Event::Delete => {
                 self.delete(now);
+                return std::mem::take(&mut self.out);
+            }
+            Event::LeadershipChange => {
+                for wr in self.waiting.drain() {
+                    self.status(StatusMsg::new(&wr.reply, 409, "Leadership Change"));
+                }
                 return std::mem::take(&mut self.out);
             }
         }

@@ -57,7 +57,7 @@ struct ErrorOnly<'a> {
     error: &'a ApiError,
 }
 
-fn generic_error(kind: &str, e: &ApiError) -> Vec<u8> {
+pub(super) fn generic_error(kind: &str, e: &ApiError) -> Vec<u8> {
     to_json_vec(&ErrorOnly { kind, error: e })
 }
 
@@ -71,7 +71,7 @@ pub(super) fn not_implemented(what: &str) -> ApiError {
 }
 
 /// The error response of an endpoint, in that endpoint's shape (fixed fields included).
-fn error_body(ep: &ApiEndpoint, e: ApiError) -> Vec<u8> {
+pub(super) fn error_body(ep: &ApiEndpoint, e: ApiError) -> Vec<u8> {
     use ApiEndpoint::*;
     match ep {
         AccountInfo => to_json_vec(&AccountInfoResponse::err(e)),
@@ -96,7 +96,7 @@ fn error_body(ep: &ApiEndpoint, e: ApiError) -> Vec<u8> {
 
 /// The response type of a consumer endpoint, so errors to consumer requests (required API
 /// level, endpoints not served yet) come in their own shape and clients report them.
-fn consumer_type(subject: &str) -> Option<&'static str> {
+pub(super) fn consumer_type(subject: &str) -> Option<&'static str> {
     let rest = subject.strip_prefix("$JS.API.CONSUMER.")?;
     let op = rest.split('.').next().unwrap_or("");
     Some(match op {
@@ -163,7 +163,7 @@ fn status(st: DirectStatus) -> DirectReplies {
 }
 
 impl Runtime {
-    fn server_limits(&self, current: &AccountJs, opts: &Options) -> ServerLimits {
+    pub(super) fn server_limits(&self, current: &AccountJs, opts: &Options) -> ServerLimits {
         let js = &opts.jetstream;
         let (mut mem, mut file) = (0i64, 0i64);
         for acc in self.accounts.values().chain(std::iter::once(current)) {
@@ -187,7 +187,7 @@ impl Runtime {
     }
 
     /// Publishes a stream action advisory, if anyone listens (as nats-server does).
-    fn stream_advisory(
+    pub(super) fn stream_advisory(
         &mut self,
         acc: &AccountJs,
         stream: &str,
@@ -217,7 +217,7 @@ impl Runtime {
 
     /// Queues an API answer, counts it, and queues the audit advisory when the requester
     /// came with one (someone listens: see `Client::deliver`).
-    fn api_answer(
+    pub(super) fn api_answer(
         &mut self,
         acc: &mut AccountJs,
         m: &InternalMsg,
@@ -264,6 +264,49 @@ impl Runtime {
         }
     }
 
+    /// Clustered JetStream: who answers (see meta.rs). Returns true when the request is
+    /// dealt with (answered, proposed, or another server's to answer).
+    fn cluster_api(
+        &mut self,
+        acc: &mut AccountJs,
+        m: &InternalMsg,
+        subject: &str,
+        ep: &ApiEndpoint,
+        opts: &Options,
+    ) -> bool {
+        match self.cluster_answers(acc, ep, subject) {
+            None => {
+                self.cluster_unavailable(acc, m, subject, ep, opts);
+                return true;
+            }
+            Some(false) => return true,
+            Some(true) => {}
+        }
+        if self.meta_api(acc, m, subject, ep, opts) {
+            return true;
+        }
+        let group = |stream: &str| acc.streams.get(stream).and_then(|s| s.group.clone());
+        match ep {
+            ApiEndpoint::StreamPurge { stream } | ApiEndpoint::StreamMsgDelete { stream } => {
+                let Some(g) = group(stream) else { return false };
+                let op = if matches!(ep, ApiEndpoint::StreamPurge { .. }) {
+                    super::replica::ApiOp::Purge
+                } else {
+                    super::replica::ApiOp::MsgDelete
+                };
+                self.replicated_api(&g, op, m, subject);
+                true
+            }
+            ApiEndpoint::StreamLeaderStepdown { stream } => {
+                let Some(g) = group(stream) else { return false };
+                let b = self.stream_stepdown(&g);
+                self.api_answer(acc, m, subject, b, false, opts);
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn handle_api(&mut self, m: InternalMsg, opts: &Options) {
         let subject = String::from_utf8_lossy(&m.subject).into_owned();
         let subject = without_domain(subject, m.target, opts);
@@ -299,6 +342,9 @@ impl Runtime {
         let reply = m.reply.as_ref().filter(|r| !r.is_empty());
         let body: &[u8] = &m.payload;
         let ep = subjects::parse(subject).unwrap_or(ApiEndpoint::Other);
+        if self.cluster.is_some() && self.cluster_api(acc, m, subject, &ep, opts) {
+            return;
+        }
         if let ApiEndpoint::DirectGet { stream }
         | ApiEndpoint::DirectGetLastBySubject { stream, .. } = &ep
         {
@@ -340,7 +386,8 @@ impl Runtime {
             ApiEndpoint::StreamCreate { stream } => self.stream_create(acc, stream, body, opts),
             ApiEndpoint::StreamUpdate { stream } => self.stream_update(acc, stream, body, opts),
             ApiEndpoint::StreamInfo { stream } => {
-                stream_info(acc, stream, body, opts, &self.srv.name)
+                let cluster = acc.streams.get(stream).and_then(|s| self.cluster_info_of(s));
+                stream_info(acc, stream, body, opts, cluster)
             }
             ApiEndpoint::StreamDelete { stream } => self.stream_delete(acc, stream, body),
             ApiEndpoint::StreamNames => match parse_optional_request::<StreamListRequest>(body) {
@@ -474,7 +521,7 @@ impl Runtime {
         (to_json_vec(&StreamCreateResponse::ok(info)), false)
     }
 
-    fn create_store(
+    pub(super) fn create_store(
         &self,
         key: &str,
         def: &Definition,
@@ -546,7 +593,7 @@ impl Runtime {
         self.dirty |= is_file;
         if resubscribe {
             let mut s = acc.streams.remove(name).expect("present");
-            subscribe_stream(acc, &mut s);
+            subscribe_stream((&acc.account, &acc.client), &mut s);
             acc.streams.insert(name.to_string(), s);
         }
         let s = &acc.streams[name];
@@ -582,7 +629,12 @@ impl Runtime {
         (to_json_vec(&StreamDeleteResponse::ok()), false)
     }
 
-    fn stream_purge(&mut self, acc: &mut AccountJs, name: &str, body: &[u8]) -> (Vec<u8>, bool) {
+    pub(super) fn stream_purge(
+        &mut self,
+        acc: &mut AccountJs,
+        name: &str,
+        body: &[u8],
+    ) -> (Vec<u8>, bool) {
         let err = |e: ApiError| (to_json_vec(&StreamPurgeResponse::err(e)), true);
         let cfg = acc.streams.get(name).map(|s| &s.cfg);
         let req = match check_purge_request(body, cfg) {
@@ -617,7 +669,12 @@ impl Runtime {
         }
     }
 
-    fn msg_delete(&mut self, acc: &mut AccountJs, name: &str, body: &[u8]) -> (Vec<u8>, bool) {
+    pub(super) fn msg_delete(
+        &mut self,
+        acc: &mut AccountJs,
+        name: &str,
+        body: &[u8],
+    ) -> (Vec<u8>, bool) {
         let cfg = acc.streams.get(name).map(|s| &s.cfg);
         let req = match check_msg_delete_request(body, cfg) {
             Ok(r) => r,
@@ -678,7 +735,7 @@ fn stream_info(
     name: &str,
     body: &[u8],
     opts: &Options,
-    server_name: &str,
+    cluster: Option<ClusterInfo>,
 ) -> (Vec<u8>, bool) {
     let err = |e: ApiError| (to_json_vec(&StreamInfoResponse::err(e)), true);
     let req: StreamInfoRequest = match parse_optional_request(body) {
@@ -692,7 +749,7 @@ fn stream_info(
         s.info(with_dynamic(&s.cfg, COMPAT_VERSION, API_LEVEL as u32), req.deleted_details);
     info.domain = opts.jetstream.domain.clone().unwrap_or_default();
     info.state.consumers = acc.consumers.get(name).map_or(0, |m| m.len() as u64);
-    info.cluster = Some(ClusterInfo { leader: server_name.to_string(), ..Default::default() });
+    info.cluster = cluster;
     let resp = if req.subjects_filter.is_empty() {
         StreamInfoResponse::ok(info)
     } else {

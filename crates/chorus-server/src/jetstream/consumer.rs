@@ -134,6 +134,10 @@ pub(super) fn any_interest(acc: &AccountJs, stream: &str, subject: &str) -> bool
     })
 }
 
+pub(super) fn context_of(acc: &AccountJs, s: &Stream, opts: &Options) -> ConsumerContext {
+    context(acc, s, opts)
+}
+
 fn context(acc: &AccountJs, s: &Stream, opts: &Options) -> ConsumerContext {
     let mut ctx = ConsumerContext::for_stream(&s.cfg, opts.max_payload as i64);
     ctx.domain = opts.jetstream.domain.clone().unwrap_or_default();
@@ -142,8 +146,10 @@ fn context(acc: &AccountJs, s: &Stream, opts: &Options) -> ConsumerContext {
 }
 
 /// Durables of file streams are persisted; everything else lives in memory.
+/// Whether a consumer's state is kept beyond this process: durables of file streams, and
+/// every consumer of a replicated stream (its replicas get its snapshots).
 fn persisted(s: &Stream, c: &Consumer) -> bool {
-    s.store.kind() == StorageKind::File && c.config().is_durable()
+    s.group.is_some() || (s.store.kind() == StorageKind::File && c.config().is_durable())
 }
 
 /// An 8-character name for an ephemeral consumer, like nats-server's.
@@ -322,8 +328,11 @@ impl Runtime {
             default_max_consumers: 0,
         };
         let account_limits = untiered(acc.limits);
-        let ctx =
-            ConsumerCheckContext { clustered: false, server: &server, account: &account_limits };
+        let ctx = ConsumerCheckContext {
+            clustered: self.cluster.is_some(),
+            server: &server,
+            account: &account_limits,
+        };
         let mut env =
             CreateEnv { generated_name: generated_name(), deliver_subject_has_interest: false };
         let check = |env: &CreateEnv| {
@@ -437,7 +446,9 @@ impl Runtime {
             let account = acc.account.clone();
             let interest = |subj: &str| has_interest(&account, subj);
             let actions = c.handle(now_nanos(), Event::Delete, &StoreView(&*s.store), &interest);
-            if persisted(s, &c) {
+            if let Some(g) = s.group.clone() {
+                self.queue_consumer(&g, name, None);
+            } else if persisted(s, &c) {
                 let key = super::api::store_key(&acc.account, stream);
                 if let Err(e) = self.store.delete_consumer_state(&key, name) {
                     tracing::error!("JetStream: deleting consumer state of {key}/{name}: {e}");
@@ -461,6 +472,21 @@ impl Runtime {
         let consumers = acc.consumers.get(stream);
         let all = SubjectFilter::all();
         let mut seq = from.max(s.store.state(false).first_seq);
+        if let Some(g) = s.group.clone() {
+            // A replica removes at apply: the removals are proposed.
+            let mut drops = Vec::new();
+            while let Ok(Some(m)) = s.store.load_next(&all, seq) {
+                seq = m.seq + 1;
+                if !consumers.is_some_and(|cs| cs.values().any(|c| c.needs_ack(m.seq, &m.subject)))
+                {
+                    drops.push(m.seq);
+                }
+            }
+            for d in drops {
+                self.queue_drop(&g, d);
+            }
+            return;
+        }
         while let Ok(Some(m)) = s.store.load_next(&all, seq) {
             seq = m.seq + 1;
             if consumers.is_some_and(|cs| cs.values().any(|c| c.needs_ack(m.seq, &m.subject))) {
@@ -620,6 +646,10 @@ impl Runtime {
             .get(stream)
             .is_some_and(|cs| cs.iter().any(|(n, c)| n != name && c.needs_ack(seq, &m.subject)));
         if needed {
+            return;
+        }
+        if let Some(g) = s.group.clone() {
+            self.queue_drop(&g, seq);
             return;
         }
         match s.store.remove(seq, RemoveMode::Remove) {
@@ -785,6 +815,11 @@ impl Runtime {
         for (an, sn, cn) in std::mem::take(&mut self.consumers_dirty) {
             let Some(acc) = self.accounts.get(&an) else { continue };
             let Some(c) = acc.consumers.get(&sn).and_then(|m| m.get(&cn)) else { continue };
+            if let Some(g) = acc.streams.get(&sn).and_then(|s| s.group.clone()) {
+                let blob = c.snapshot().encode();
+                self.queue_consumer(&g, &cn, Some(blob));
+                continue;
+            }
             let key = super::api::store_key(&acc.account, &sn);
             match self.store.put_consumer_state(&key, &cn, &c.snapshot().encode()) {
                 Ok(()) => wrote = true,
@@ -828,7 +863,7 @@ impl Runtime {
     }
 }
 
-fn status_reply(account: &Arc<Account>, st: &StatusMsg) -> Reply {
+pub(super) fn status_reply(account: &Arc<Account>, st: &StatusMsg) -> Reply {
     Reply {
         account: account.clone(),
         subject: Bytes::from(st.to.clone()),

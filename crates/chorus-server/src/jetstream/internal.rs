@@ -89,7 +89,7 @@ impl Target {
 }
 
 /// A message on its way to the runtime thread.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct InternalMsg {
     pub account: Arc<Account>,
     pub target: Target,
@@ -100,6 +100,9 @@ pub(crate) struct InternalMsg {
     /// API requests while someone listens to `$JS.EVENT.ADVISORY.API`: the requester as
     /// nats-server's `ClientInfo` JSON, for the audit advisory.
     pub requester: Option<String>,
+    /// It came from another server of the cluster (that server's own JetStream hears it
+    /// too): only the server a client is connected to answers for a cluster that cannot.
+    pub routed: bool,
 }
 
 impl InternalMsg {
@@ -318,6 +321,7 @@ impl InternalSink {
         sid: &[u8],
         m: &Msg<'_>,
         requester: Option<String>,
+        routed: bool,
     ) -> bool {
         let (subject, reply, headers, payload) = (m.subject, m.reply, m.hdr, m.payload);
         let Some(target) = Target::from_sid(sid) else { return false };
@@ -352,6 +356,7 @@ impl InternalSink {
             headers: headers.map(|_| buf.slice(a..b)),
             payload: buf.slice(b..),
             requester,
+            routed,
         };
         let d = Self::accounting(&msg);
         let s = &self.shared;
@@ -422,8 +427,9 @@ impl Sink for InternalSink {
         sid: &[u8],
         msg: &Msg<'_>,
         requester: Option<String>,
+        routed: bool,
     ) -> bool {
-        self.take(account, sid, msg, requester)
+        self.take(account, sid, msg, requester, routed)
     }
 
     /// The API audit advisory names the requester; it is built only when someone listens.

@@ -117,9 +117,27 @@ pub struct JsInfo {
     consumers: usize,
     messages: u64,
     bytes: u64,
+    /// Clustered JetStream: the meta group (nats-server's `MetaClusterInfo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta_cluster: Option<MetaClusterInfo>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     account_details: Vec<AccountDetail>,
     total: usize,
+}
+
+/// `/jsz` `meta_cluster`.
+#[derive(Debug, Serialize)]
+struct MetaClusterInfo {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    leader: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    peer: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    replicas: Vec<chorus_jetstream::api::stream::PeerInfo>,
+    cluster_size: usize,
+    pending: u64,
 }
 
 fn nanos(d: std::time::Duration) -> i64 {
@@ -127,6 +145,47 @@ fn nanos(d: std::time::Duration) -> i64 {
 }
 
 impl Runtime {
+    fn meta_cluster_info(&self) -> Option<MetaClusterInfo> {
+        let c = self.cluster.as_ref()?;
+        let m = c.ctl.meta().map(chorus_raft::Group::metrics);
+        let members: Vec<chorus_raft::NodeId> =
+            c.meta.membership.membership().voter_ids().collect();
+        let last = m.as_ref().and_then(|m| m.last_log_index).unwrap_or(0);
+        let up: Vec<chorus_raft::NodeId> =
+            self.srv.routes.raft_peers().into_iter().map(|(id, _)| id).collect();
+        let replicas = members
+            .iter()
+            .filter(|id| Some(**id) != c.meta_leader)
+            .map(|id| {
+                let matched = m
+                    .as_ref()
+                    .and_then(|m| m.replication.as_ref())
+                    .and_then(|r| r.get(id).copied())
+                    .flatten()
+                    .map(|l| l.index);
+                let online = *id == c.ctl.node || up.contains(id);
+                let lag = matched.map_or(0, |i| last.saturating_sub(i));
+                chorus_jetstream::api::stream::PeerInfo {
+                    name: c.server_name(&self.srv, *id),
+                    current: online && (matched.is_none() || lag == 0),
+                    offline: !online,
+                    active: 0,
+                    lag,
+                    peer: super::cluster::peer_id(*id),
+                    pending: false,
+                }
+            })
+            .collect();
+        Some(MetaClusterInfo {
+            name: self.srv.cluster_name(),
+            leader: c.meta_leader.map(|l| c.server_name(&self.srv, l)).unwrap_or_default(),
+            peer: c.meta_leader.map(super::cluster::peer_id).unwrap_or_default(),
+            replicas,
+            cluster_size: members.len(),
+            pending: 0,
+        })
+    }
+
     /// Builds the `/jsz` report. `&mut` because a consumer's info may fire its timers'
     /// actions, as it does for `CONSUMER.INFO`.
     pub(super) fn jsz(&mut self, o: &JszOptions) -> JsInfo {
@@ -170,7 +229,9 @@ impl Runtime {
             _ => Vec::new(),
         };
         let account_details = names.iter().map(|n| self.account_detail(n, &o)).collect();
+        let meta_cluster = self.meta_cluster_info();
         JsInfo {
+            meta_cluster,
             usage,
             server_id: self.srv.id.clone(),
             now: Timestamp::from_unix_nanos(now_nanos()),

@@ -90,10 +90,13 @@
 //! JetStream with those limits (decided at start; claims updates do not change it yet).
 
 mod api;
+mod cluster;
 mod consumer;
 mod internal;
 mod jsz;
+mod meta;
 mod push;
+mod replica;
 mod stream;
 
 pub use jsz::{JsInfo, JszOptions};
@@ -160,6 +163,13 @@ pub enum StartError {
     Store { dir: PathBuf, source: chorus_store::StoreError },
     #[error("could not start the JetStream thread: {0}")]
     Thread(std::io::Error),
+    #[error("could not start clustered JetStream: {0}")]
+    Cluster(String),
+}
+
+/// Whether JetStream runs clustered: a cluster block with a port or routes.
+pub(crate) fn clustered(opts: &Options) -> bool {
+    opts.cluster.as_ref().is_some_and(|c| c.port.is_some() || !c.routes.is_empty())
 }
 
 /// Figures the monitor and tests read while the runtime runs.
@@ -228,7 +238,14 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
         syncer: None,
         in_flight: Arc::new(InFlight::default()),
         push: Default::default(),
+        cluster: None,
     };
+    if clustered(&opts) {
+        let log: Arc<dyn chorus_store::RaftLog> = Arc::new(rt.store.clone());
+        let ctl = cluster::Cluster::new(srv, log, sink.clone()).map_err(StartError::Cluster)?;
+        tracing::info!("  Raft node:       {}", cluster::peer_id(ctl.node));
+        rt.cluster = Some(meta::ClusterRt::new(ctl));
+    }
     *srv.jetstream.lock().unwrap() =
         Some(Handle { stats: rt.stats.clone(), sink: rt.sink.clone() });
     let (enabled, disabled) = jetstream_accounts(srv, &opts);
@@ -241,6 +258,18 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
     let n: usize = rt.accounts.values().map(|a| a.streams.len()).sum();
     if n > 0 {
         tracing::info!("  Recovered {n} stream(s)");
+    }
+    // A recovered replica rejoins its group; the meta log then replays what changed.
+    let ctl = rt.cluster.as_ref().map(|c| c.ctl.clone());
+    if let Some(c) = &rt.cluster {
+        let mine: Vec<meta::StreamAssignment> =
+            c.meta.streams.values().filter(|a| a.peers.contains(&c.ctl.node)).cloned().collect();
+        for sa in mine {
+            rt.open_replica(&sa);
+        }
+    }
+    if let Some(c) = &ctl {
+        c.start();
     }
     tracing::info!("JetStream ready");
 
@@ -268,6 +297,10 @@ pub(crate) fn start(srv: &Arc<ServerInner>) -> Result<JoinHandle<()>, StartError
     let shutdown = srv.shutdown.clone();
     Ok(tokio::spawn(async move {
         shutdown.cancelled().await;
+        // The groups stop first: nothing applies into a runtime that is going away.
+        if let Some(c) = ctl {
+            c.shutdown().await;
+        }
         stop.store(true, Ordering::Release);
         sink.wake();
         let handle = Mutex::new(Some(handle));
@@ -487,6 +520,9 @@ pub(crate) struct Runtime {
     in_flight: Arc<InFlight>,
     /// Paced push deliveries waiting for their time.
     push: push::PushState,
+    /// Clustered JetStream: the meta state and this server's replicas (`None`: a single
+    /// server).
+    cluster: Option<meta::ClusterRt>,
 }
 
 impl Runtime {
@@ -496,7 +532,7 @@ impl Runtime {
         if self.accounts.contains_key(&account.name) {
             return;
         }
-        let client = Arc::new(ClientShared::new_internal(Arc::new(self.sink.clone())));
+        let client = self.internal_client();
         let mut api_subs = Vec::new();
         let mut prefixes = vec!["$JS.API.>".to_string()];
         if let Some(d) = &self.srv.opts().jetstream.domain {
@@ -567,13 +603,23 @@ impl Runtime {
         if self.accounts.contains_key(&account.name) || self.disabled.contains_key(&account.name) {
             return;
         }
-        let client = Arc::new(ClientShared::new_internal(Arc::new(self.sink.clone())));
+        let client = self.internal_client();
         let mut subs = vec![subscribe(account, &client, "$JS.API.>", Target::Api)];
         if let Some(d) = &self.srv.opts().jetstream.domain {
             subs.push(subscribe(account, &client, &format!("$JS.{d}.API.>"), Target::DomainApi));
         }
         self.disabled
             .insert(account.name.clone(), DisabledAccount { account: account.clone(), subs });
+    }
+
+    /// The internal client an account's subscriptions belong to; in a cluster the routes
+    /// hear of them.
+    fn internal_client(&self) -> Arc<ClientShared> {
+        let client = Arc::new(ClientShared::new_internal(Arc::new(self.sink.clone())));
+        if self.cluster.is_some() {
+            let _ = client.advertise.set(Arc::downgrade(&self.srv));
+        }
+        client
     }
 
     fn recover_stream(&self, key: &str) -> Result<(Definition, Box<dyn StreamStore>), String> {
@@ -599,9 +645,12 @@ impl Runtime {
         self.next_id
     }
 
-    /// Subscribes a stream's subjects (and direct gets) and adds it to the account.
+    /// Subscribes a stream's subjects (and direct gets) and adds it to the account. A replica
+    /// subscribes only while it leads (replica.rs).
     fn install(&self, acc: &mut AccountJs, mut s: Stream) {
-        subscribe_stream(acc, &mut s);
+        if s.group.is_none() {
+            subscribe_stream((&acc.account, &acc.client), &mut s);
+        }
         self.sink.set_stream_name(s.id, Some(&s.cfg.name));
         acc.by_id.insert(s.id, s.cfg.name.clone());
         acc.streams.insert(s.cfg.name.clone(), s);
@@ -651,9 +700,16 @@ impl Runtime {
                 self.handle(m, &opts);
             }
             self.timers();
+            self.propose_outgoing();
             self.commit(false);
+            let called = !calls.is_empty();
             for f in calls.drain(..) {
                 f(&mut self);
+            }
+            if called {
+                // Applied entries and answers from the cluster: their replies go now.
+                self.propose_outgoing();
+                self.commit(false);
             }
         }
         self.commit(true);
@@ -693,6 +749,9 @@ impl Runtime {
 
         for acc in self.accounts.values() {
             for s in acc.streams.values() {
+                if s.group.as_deref().is_some_and(|g| !self.leads_replica(g)) {
+                    continue;
+                }
                 if let Some(t) = s.next_timer() {
                     let d = Duration::from_nanos(t.saturating_sub(now).max(0) as u64);
                     wake = wake.min(d);
@@ -734,47 +793,36 @@ impl Runtime {
     fn handle_publish(&mut self, m: InternalMsg, id: u64, opts: &Options) {
         let Some(acc) = self.accounts.get_mut(&m.account.name) else { return };
         // A message queued for a stream deleted meanwhile has nowhere to go.
-        let Some(name) = acc.by_id.get(&id) else { return };
+        let Some(name) = acc.by_id.get(&id).cloned() else { return };
         let keep = acc.consumers.get(name.as_str()).is_some_and(|c| !c.is_empty())
             && std::str::from_utf8(&m.subject)
-                .is_ok_and(|subject| consumer::any_interest(acc, name, subject));
-        let over_limit = account_would_exceed(acc, name, &m);
-        let reply = m.reply.filter(|r| !r.is_empty());
-        let s = acc.streams.get_mut(name.as_str()).expect("by_id and streams agree");
+                .is_ok_and(|subject| consumer::any_interest(acc, &name, subject));
+        let over_limit = account_would_exceed(acc, &name, &m);
+        let s = acc.streams.get(name.as_str()).expect("by_id and streams agree");
         let (sname, is_file) = (s.name.clone(), s.is_file());
-        let result = match std::str::from_utf8(&m.subject) {
-            Ok(_) if over_limit => Err(chorus_jetstream::ErrorId::AccountResourcesExceeded.error()),
+        if let Some(g) = s.group.clone() {
+            // The leader decides what depends on this server and proposes the rest.
+            self.replicated_publish(&g, m, keep, over_limit, &sname);
+            return;
+        }
+        let reply = m.reply.clone().filter(|r| !r.is_empty());
+        let body = match std::str::from_utf8(&m.subject) {
+            Ok(_) if over_limit => chorus_jetstream::stream::publish::PubAckResponse::error(
+                &sname,
+                chorus_jetstream::ErrorId::AccountResourcesExceeded.error(),
+            )
+            .to_wire(),
             Ok(subject) => {
-                let now = now_nanos();
-                let ctx = chorus_jetstream::stream::publish::PublishContext {
-                    now,
-                    max_payload: opts.max_payload as i64,
-                };
-                let domain = opts.jetstream.domain.as_deref().unwrap_or("");
                 let h = m.headers.as_deref().unwrap_or(b"");
-                s.publish(subject, h, &m.payload, now, &ctx, domain, keep)
+                let account = m.account.name.clone();
+                self.store_message(&account, &name, subject, h, &m.payload, now_nanos(), keep, opts)
+                    .0
             }
-            Err(_) => {
-                Err(chorus_jetstream::ErrorId::StreamStoreFailed
-                    .with_err("subject is not valid UTF-8"))
-            }
-        };
-        let mut appended = None;
-        let body = match result {
-            Ok(stored) => {
-                if stored.wrote {
-                    appended = Some(stored.ack.seq);
-                    self.dirty |= is_file;
-                    self.stats.stored.fetch_add(1, Ordering::Relaxed);
-                }
-                stored.ack.to_wire()
-            }
-            Err(e) => {
-                if e.is(chorus_jetstream::ErrorId::StreamStoreFailed) {
-                    self.dirty |= is_file;
-                }
-                chorus_jetstream::stream::publish::PubAckResponse::error(&sname, e).to_wire()
-            }
+            Err(_) => chorus_jetstream::stream::publish::PubAckResponse::error(
+                &sname,
+                chorus_jetstream::ErrorId::StreamStoreFailed.with_err("subject is not valid UTF-8"),
+            )
+            .to_wire(),
         };
         if let Some(reply) = reply {
             self.out.push(Reply {
@@ -787,19 +835,72 @@ impl Runtime {
                 file_ack: is_file.then(|| sname.clone()),
             });
         }
+    }
+
+    /// Checks and stores one message at `now` (a single server's publish, or a replica
+    /// applying an entry: the same code); tells the consumers. Returns the PubAck body and
+    /// the sequence it was stored at.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn store_message(
+        &mut self,
+        account: &str,
+        stream: &str,
+        subject: &str,
+        header: &[u8],
+        payload: &[u8],
+        now: i64,
+        keep: bool,
+        opts: &Options,
+    ) -> (Vec<u8>, Option<u64>) {
+        let Some(s) = self.accounts.get_mut(account).and_then(|a| a.streams.get_mut(stream)) else {
+            return (Vec::new(), None);
+        };
+        // A replica's writes are replayed from its raft log: nothing waits for their sync.
+        let syncs = s.is_file() && s.group.is_none();
+        let ctx = chorus_jetstream::stream::publish::PublishContext {
+            now,
+            max_payload: opts.max_payload as i64,
+        };
+        let domain = opts.jetstream.domain.as_deref().unwrap_or("");
+        let mut appended = None;
+        let body = match s.publish(subject, header, payload, now, &ctx, domain, keep) {
+            Ok(stored) => {
+                if stored.wrote {
+                    appended = Some(stored.ack.seq);
+                    self.dirty |= syncs;
+                    self.stats.stored.fetch_add(1, Ordering::Relaxed);
+                }
+                stored.ack.to_wire()
+            }
+            Err(e) => {
+                if e.is(chorus_jetstream::ErrorId::StreamStoreFailed) {
+                    self.dirty |= syncs;
+                }
+                chorus_jetstream::stream::publish::PubAckResponse::error(&s.name, e).to_wire()
+            }
+        };
         if let Some(seq) = appended {
-            let subject = String::from_utf8_lossy(&m.subject);
-            self.stream_appended(&m.account.name, &sname, seq, &subject);
+            self.stream_appended(account, stream, seq, subject);
         }
+        (body, appended)
     }
 
     /// Runs every stream timer that is due.
     fn timers(&mut self) {
         let now = now_nanos();
         let mut dirty = false;
+        let mut ticks = Vec::new();
         for acc in self.accounts.values_mut() {
             for s in acc.streams.values_mut() {
                 if s.next_timer().is_none_or(|t| t > now) {
+                    continue;
+                }
+                if let Some(g) = &s.group {
+                    // A replica's expiry is the leader's proposal (followers have no timers
+                    // due: they are cleared as entries apply).
+                    ticks.push(g.clone());
+                    s.next_expiry = None;
+                    s.dedupe_next = None;
                     continue;
                 }
                 match s.tick(now) {
@@ -815,6 +916,9 @@ impl Runtime {
                     }
                 }
             }
+        }
+        for g in ticks {
+            self.replica_tick(&g, now);
         }
         self.lazy |= dirty;
         self.release_held(now);
@@ -1041,6 +1145,8 @@ fn subscribe(
         // Stream subjects are validated before a stream exists; this cannot happen for them.
         tracing::error!("JetStream: cannot subscribe {subject:?}: {e:?}");
         sub.removed.store(true, Ordering::Release);
+    } else if let Some(srv) = client.advertise.get().and_then(std::sync::Weak::upgrade) {
+        crate::interest::add_interest(&srv, account, &sub.subject, None);
     }
     sub
 }
@@ -1049,23 +1155,26 @@ fn unsubscribe_all(account: &Account, subs: &mut Vec<Arc<Subscription>>) {
     for s in subs.drain(..) {
         if !s.removed.swap(true, Ordering::AcqRel) {
             let _ = account.sublist.remove(&s.subject, None, &SubRef(s.clone()));
+            if let Some(srv) = s.client.advertise.get().and_then(std::sync::Weak::upgrade) {
+                crate::interest::remove_interest(&srv, account, &s.subject, None);
+            }
         }
     }
 }
 
 /// (Re)subscribes a stream's subjects and, with `allow_direct`, its direct-get subjects.
-fn subscribe_stream(acc: &AccountJs, s: &mut Stream) {
-    unsubscribe_all(&acc.account, &mut s.subs);
-    unsubscribe_all(&acc.account, &mut s.direct_subs);
+fn subscribe_stream((account, client): (&Arc<Account>, &Arc<ClientShared>), s: &mut Stream) {
+    unsubscribe_all(account, &mut s.subs);
+    unsubscribe_all(account, &mut s.direct_subs);
     for subj in &s.cfg.subjects {
-        s.subs.push(subscribe(&acc.account, &acc.client, subj, Target::Stream(s.id)));
+        s.subs.push(subscribe(account, client, subj, Target::Stream(s.id)));
     }
     if s.cfg.allow_direct {
         for subj in [
             format!("$JS.API.DIRECT.GET.{}", s.cfg.name),
             format!("$JS.API.DIRECT.GET.{}.>", s.cfg.name),
         ] {
-            s.direct_subs.push(subscribe(&acc.account, &acc.client, &subj, Target::Direct(s.id)));
+            s.direct_subs.push(subscribe(account, client, &subj, Target::Direct(s.id)));
         }
     }
 }

@@ -107,6 +107,8 @@ pub(crate) struct Stream {
     pub next_expiry: Option<i64>,
     /// When the duplicate window next drops an entry.
     pub dedupe_next: Option<i64>,
+    /// The raft group of a clustered stream (replica.rs): its changes come from the log.
+    pub group: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -142,6 +144,7 @@ impl Stream {
             direct_subs: Vec::new(),
             next_expiry: None,
             dedupe_next: None,
+            group: None,
         }
     }
 

@@ -248,6 +248,7 @@ fn our_info(srv: &ServerInner, slot: usize, account: Option<&str>, gossip_mode: 
         route_pool_idx: i32::try_from(slot).unwrap_or(0),
         route_account: account.unwrap_or_default().to_string(),
         gossip_mode,
+        chorus_node: srv.raft.get().map_or(0, |h| h.me()),
         ..RouteInfo::default()
     }
 }
@@ -297,6 +298,8 @@ struct Route {
     outcome: Outcome,
     in_msgs: u64,
     in_bytes: u64,
+    /// The account raft frames are addressed to (`route::raft`).
+    raft_account: String,
 }
 
 async fn run(
@@ -343,6 +346,7 @@ async fn run(
         outcome: Outcome::Failed,
         in_msgs: 0,
         in_bytes: 0,
+        raft_account: super::raft::raft_account(&srv),
     };
     match &r.dial {
         Some(d) => {
@@ -895,6 +899,19 @@ impl Route {
         acc.map(|a| (name, a))
     }
 
+    /// Whether a message on the raft subject is addressed to the raft account (explicitly, or
+    /// as the account this link is pinned to): a raft frame, never a client message.
+    fn raft_frame(&self, account: Option<&[u8]>) -> bool {
+        let name = match account {
+            Some(a) => a,
+            None => match self.link.as_ref().and_then(|l| l.account.as_deref()) {
+                Some(a) => a.as_bytes(),
+                None => return false,
+            },
+        };
+        name == self.raft_account.as_bytes()
+    }
+
     /// `RS+`: the peer has (`weight` members of) interest in a subject.
     fn remote_sub(
         &mut self,
@@ -979,9 +996,33 @@ impl Route {
     ) {
         self.in_msgs += 1;
         self.in_bytes += (payload.len() + headers.as_ref().map_or(0, |h| h.len())) as u64;
+        if subject.as_ref() == super::raft::RAFT_SUBJECT && self.raft_frame(account.as_deref()) {
+            if let (Some(hub), Some(link)) = (self.srv.raft.get(), &self.link)
+                && link.remote_node != 0
+            {
+                hub.receive(link.remote_node, payload);
+            }
+            return;
+        }
         let Some((_, acc)) = self.account(account) else { return };
-        let msg = Msg { subject, reply, hdr: headers.as_deref(), payload };
         let from = Origin::route(&self.shared, queues);
+        // A JetStream delivery: routed by its subject (an inbox), shown with the one after
+        // the `@` of its ack reply (see `deliver::js_ack_deliver_idx`).
+        if let Some(i) = reply.and_then(crate::deliver::js_ack_deliver_idx) {
+            let r = reply.expect("found in it");
+            let (ack, shown) = (&r[..i], &r[i + 1..]);
+            let msg = Msg { subject, reply: Some(ack), hdr: headers.as_deref(), payload };
+            self.delivery.publish_shown(
+                &self.srv,
+                &from,
+                &acc,
+                msg,
+                Some(shown),
+                Lookup::Transient,
+            );
+            return;
+        }
+        let msg = Msg { subject, reply, hdr: headers.as_deref(), payload };
         self.delivery.publish(&self.srv, &from, &acc, msg, Lookup::Cached(&mut self.cache));
     }
 

@@ -10,6 +10,8 @@
 //!   the origin only matters to peers).
 //! - no `jetstream`: JetStream does not cross a cluster whose raft is not shared.
 //! - `proto: 2`: no message tracing across routes (`proto` 3).
+//! - `chorus_node`: the raft node id of a server with clustered JetStream (raft frames for
+//!   it travel on its routes, see `route::raft`).
 
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +82,11 @@ pub(crate) struct RouteInfo {
     /// Set on gateway INFOs, which a route ignores.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub gateway: String,
+    /// Chorus only: the sender's raft node id (the incarnation of its JetStream store), so
+    /// raft frames for that node go on this route. Absent from nats-server and from Chorus
+    /// servers without clustered JetStream; nats-server ignores it.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub chorus_node: u64,
 }
 
 /// The CONNECT a dialer sends first (`route.go` `connectInfo`).
@@ -120,6 +127,10 @@ fn is_zero(n: &i32) -> bool {
 }
 
 fn is_zero_u8(n: &u8) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

@@ -30,6 +30,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod info;
+pub(crate) mod raft;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -50,6 +51,8 @@ pub(crate) struct Link {
     pub shared: Arc<ClientShared>,
     pub remote_id: String,
     pub remote_name: String,
+    /// The peer's raft node id (0: it runs no clustered JetStream).
+    pub remote_node: u64,
     /// The pool slot, or `None` for a pinned connection.
     pub slot: Option<usize>,
     /// The account a pinned connection carries.
@@ -70,7 +73,7 @@ pub(crate) struct Link {
 
 impl Link {
     /// Whether messages and interest of `account` carry the account token on this link.
-    fn names_account(&self) -> bool {
+    pub(crate) fn names_account(&self) -> bool {
         self.account.is_none()
     }
 }
@@ -292,6 +295,7 @@ impl Routes {
             shared: j.shared.clone(),
             remote_id: j.info.server_id.clone(),
             remote_name: j.info.server_name.clone(),
+            remote_node: j.info.chorus_node,
             slot,
             account: account.clone(),
             no_pool,
@@ -488,6 +492,38 @@ impl Routes {
             .values()
             .filter_map(|p| p.slots.iter().flatten().next().or_else(|| p.pinned.values().next()))
             .cloned()
+            .collect()
+    }
+
+    /// The link raft frames for `node` go on: the one that carries the system account
+    /// (its pinned connection, or its pool slot), with that account's token when the link
+    /// names accounts.
+    pub(crate) fn raft_link(&self, node: u64, system: &str) -> Option<Arc<Link>> {
+        let t = self.table.lock().unwrap();
+        let peer = t.peers.values().find(|p| p.links().any(|l| l.remote_node == node))?;
+        if peer.no_pool {
+            return peer.slots[0].clone();
+        }
+        if let Some(l) = peer.pinned.get(system) {
+            return Some(l.clone());
+        }
+        let slot = pool_index(t.pool_size, system);
+        peer.slots
+            .get(slot)
+            .cloned()
+            .flatten()
+            .or_else(|| peer.slots.iter().flatten().next().cloned())
+    }
+
+    /// The raft node ids of the connected peers, with their server names.
+    pub(crate) fn raft_peers(&self) -> Vec<(u64, String)> {
+        let t = self.table.lock().unwrap();
+        t.peers
+            .values()
+            .filter_map(|p| {
+                let l = p.links().find(|l| l.remote_node != 0)?;
+                Some((l.remote_node, l.remote_name.clone()))
+            })
             .collect()
     }
 
