@@ -215,6 +215,7 @@ def stop_all_servers() -> None:
 
 
 MESH_TIMEOUT = 10.0  # a cluster forming, or re-forming after a restart
+JS_TIMEOUT = 30.0  # a JetStream meta leader (nats-server: 4-9 s election timeouts) or stream leader
 ROUTES_MODES = ("all", "seed", "n1")
 
 
@@ -337,6 +338,43 @@ class Cluster:
                 )
             time.sleep(0.02)
 
+    def await_jetstream(self, stream: str | None = None) -> None:
+        """Until every live node's /jsz names a meta leader with all nodes in the meta group
+        (or, with `stream`, until a live node reports a live leader for that stream)."""
+        live = [n for n in self.nodes if n.proc is not None]
+        names = {f"n{k + 1}" for k, n in enumerate(self.nodes) if n.proc is not None}
+        deadline = time.monotonic() + JS_TIMEOUT
+        while True:
+            state = []
+            for n in live:
+                path = "/jsz?streams=true" if stream else "/jsz"
+                try:
+                    jsz = http_json(n.monitor_url + path)
+                except (OSError, ValueError, urllib.error.URLError) as e:
+                    state.append((n.label, f"monitor: {e}"))
+                    continue
+                if stream is None:
+                    meta = jsz.get("meta_cluster") or {}
+                    ok = meta.get("leader") in names and meta.get("cluster_size") == len(self.nodes)
+                    state.append((n.label, "ok" if ok else f"meta {meta}"))
+                else:
+                    leaders = {
+                        (s.get("cluster") or {}).get("leader")
+                        for a in jsz.get("account_details") or []
+                        for s in a.get("stream_detail") or []
+                        if s.get("name") == stream
+                    }
+                    state.append((n.label, "ok" if leaders & names else f"leaders {leaders}"))
+            if stream is None and all(v == "ok" for _, v in state):
+                return
+            if stream is not None and any(v == "ok" for _, v in state):
+                return
+            if time.monotonic() > deadline:
+                got = ", ".join(f"{lbl}: {v}" for lbl, v in state)
+                what = f"a leader for stream {stream}" if stream else "a JetStream meta leader"
+                raise ClusterError(f"no {what} within {JS_TIMEOUT:g}s: {got}")
+            time.sleep(0.1)
+
     def control(self, words: list[str]) -> None:
         """The cluster steps every kind shares; raises ClusterError when one cannot be done."""
         verb, args = words[0], words[1:]
@@ -353,6 +391,8 @@ class Cluster:
                 raise ClusterError(f"restart {args[0]}: {e}") from None
         elif verb == "await-mesh" and not args:
             self.await_mesh()
+        elif verb == "await-jetstream" and len(args) <= 1:
+            self.await_jetstream(args[0] if args else None)
         elif verb in ("await-interest", "await-no-interest") and len(args) in (2, 3):
             absent = verb == "await-no-interest"
             if absent and len(args) == 3:
@@ -366,7 +406,14 @@ class Cluster:
             node.stop()
 
 
-CONTROL_VERBS = ("kill", "restart", "await-mesh", "await-interest", "await-no-interest")
+CONTROL_VERBS = (
+    "kill",
+    "restart",
+    "await-mesh",
+    "await-jetstream",
+    "await-interest",
+    "await-no-interest",
+)
 
 
 def http_json(url: str, timeout: float = 1.0):

@@ -31,7 +31,8 @@ pub struct Timing {
     pub election_max: Duration,
     /// One snapshot chunk, including the follower installing the last one.
     pub snapshot_chunk: Duration,
-    /// Build a snapshot (and purge the log behind it) after this many entries.
+    /// Build a snapshot (and purge the log behind it) after this many entries; 0: never
+    /// (the log is kept whole: for machines that cannot snapshot).
     pub snapshot_every: u64,
 }
 
@@ -57,7 +58,10 @@ impl Timing {
             election_timeout_max: ms(self.election_max),
             install_snapshot_timeout: ms(self.snapshot_chunk),
             max_payload_entries: 1024,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            snapshot_policy: match self.snapshot_every {
+                0 => SnapshotPolicy::Never,
+                n => SnapshotPolicy::LogsSinceLast(n),
+            },
             max_in_snapshot_log_to_keep: 1024,
             purge_batch_size: 256,
             ..Config::default()

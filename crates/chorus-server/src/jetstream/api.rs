@@ -303,6 +303,31 @@ impl Runtime {
                 self.api_answer(acc, m, subject, b, false, opts);
                 true
             }
+            ApiEndpoint::StreamPeerRemove { stream } => {
+                if !acc.streams.contains_key(stream) {
+                    return false;
+                }
+                let peer = serde_json::from_slice::<serde_json::Value>(&m.payload)
+                    .ok()
+                    .and_then(|v| v.get("peer").and_then(|p| p.as_str()).map(String::from));
+                let Some(peer) = peer.filter(|p| !p.is_empty()) else {
+                    let b = error_body(ep, ErrorId::BadRequest.error());
+                    self.api_answer(acc, m, subject, b, true, opts);
+                    return true;
+                };
+                let member = self
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.assignment(&acc.account.name, stream))
+                    .is_some_and(|a| a.names.iter().any(|n| *n == peer));
+                let e = if member {
+                    not_implemented("removing a stream's peer is")
+                } else {
+                    ErrorId::ClusterPeerNotMember.error()
+                };
+                self.api_answer(acc, m, subject, error_body(ep, e), true, opts);
+                true
+            }
             _ => false,
         }
     }

@@ -255,8 +255,25 @@ impl Runtime {
             Some(ConsumerEndpoint::Unpin { stream, consumer }) => {
                 self.consumer_unpin(acc, &stream, &consumer, body)
             }
-            Some(ConsumerEndpoint::LeaderStepdown { .. }) => {
-                (super::api::consumer_error(subject, ErrorId::ClusterRequired.error()), true)
+            Some(ConsumerEndpoint::LeaderStepdown { stream, consumer }) => {
+                let group = acc.streams.get(&stream).and_then(|s| s.group.clone());
+                let Some(g) = group else {
+                    return (
+                        super::api::consumer_error(subject, ErrorId::ClusterRequired.error()),
+                        true,
+                    );
+                };
+                if !acc.consumers.get(&stream).is_some_and(|m| m.contains_key(&consumer)) {
+                    let e = ErrorId::ConsumerNotFound.error();
+                    return (super::api::consumer_error(subject, e), true);
+                }
+                // A consumer runs where its stream leads: the stream's leader steps down.
+                self.stream_stepdown(&g);
+                (
+                    br#"{"type":"io.nats.jetstream.api.v1.consumer_leader_stepdown_response","success":true}"#
+                        .to_vec(),
+                    false,
+                )
             }
             _ => (
                 super::api::consumer_error(
@@ -431,6 +448,11 @@ impl Runtime {
         );
         // nats-server leaves `cluster` out of a consumer's info when it runs without a cluster
         // (streams do report their leader).
+        let mut info = info;
+        if self.cluster.is_some() {
+            info.cluster =
+                acc.streams.get(stream).and_then(|s| self.consumer_cluster_info(s, name));
+        }
         self.apply_actions(acc, stream, name, actions);
         Some(info)
     }

@@ -301,7 +301,7 @@ impl Runtime {
                 let mut detail = StreamDetail {
                     name: sname.clone(),
                     created: s.created,
-                    cluster: ClusterInfo { leader: self.srv.name.clone(), ..Default::default() },
+                    cluster: self.cluster_info_of(s).unwrap_or_default(),
                     config: o.config.then(|| s.cfg.clone()),
                     state,
                     consumer_detail: Vec::new(),

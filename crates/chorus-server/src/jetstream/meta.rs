@@ -468,6 +468,12 @@ impl Runtime {
                     );
                 });
             }
+            ApiEndpoint::Other if subject == "$JS.API.META.LEADER.STEPDOWN" => {
+                let c = self.cluster.as_ref().expect("clustered");
+                c.ctl.clone().step_down(META_GROUP);
+                let b = br#"{"type":"io.nats.jetstream.api.v1.meta_leader_stepdown_response","success":true}"#;
+                self.api_answer(acc, m, subject, b.to_vec(), false, opts);
+            }
             _ => return false,
         }
         true
@@ -643,11 +649,8 @@ impl Runtime {
             })
             .collect();
         if candidates.len() < want {
-            let e = ErrorId::ClusterNoPeers.with_err(format!(
-                "no suitable peers for placement: {} of {want} replicas available",
-                candidates.len()
-            ));
-            return Err(e);
+            // nats-server's text, without its reasons (which peers lacked what).
+            return Err(ErrorId::ClusterNoPeers.with_err("no suitable peers for placement"));
         }
         candidates.sort();
         Ok(candidates.into_iter().take(want).map(|(_, _, id)| id).collect())

@@ -843,25 +843,59 @@ impl Runtime {
             let online =
                 *p == c.ctl.node || self.srv.routes.raft_peers().iter().any(|(id, _)| id == p);
             let lag = matched.map_or(0, |i| last.saturating_sub(i));
+            let active = m
+                .as_ref()
+                .and_then(|m| m.millis_since_quorum_ack)
+                .filter(|_| online)
+                .map_or(0, |ms| (ms.max(1) * 1_000_000) as i64);
             replicas.push(PeerInfo {
                 name: c.server_name(&self.srv, *p),
                 current: online && lag == 0,
                 offline: !online,
-                active: 0,
+                active,
                 lag,
                 peer: super::cluster::peer_id(*p),
                 pending: false,
             });
         }
         replicas.sort_by(|a, b| a.name.cmp(&b.name));
+        let leader = r.leader.map(|l| c.server_name(&self.srv, l)).unwrap_or_default();
+        if r.peers.len() <= 1 {
+            // A single replica has no group to show (nats-server runs none for it).
+            return Some(ClusterInfo {
+                name: self.srv.cluster_name(),
+                leader,
+                ..Default::default()
+            });
+        }
         Some(ClusterInfo {
             name: self.srv.cluster_name(),
             raft_group: group.to_string(),
-            leader: r.leader.map(|l| c.server_name(&self.srv, l)).unwrap_or_default(),
+            leader,
             leader_since: r.leader_since.map(Timestamp::from_unix_nanos),
+            // Raft traffic travels in the system account (route::raft).
+            system_account: true,
+            traffic_account: crate::route::raft::raft_account(&self.srv),
             replicas,
             ..Default::default()
         })
+    }
+
+    /// A consumer's `cluster` block: it runs where its stream leads, on the stream's
+    /// replicas (its state travels in the stream's group, named here the way nats-server
+    /// names a consumer group).
+    pub(super) fn consumer_cluster_info(&self, s: &Stream, consumer: &str) -> Option<ClusterInfo> {
+        let mut ci = self.cluster_info_of(s)?;
+        if let Some(g) = s.group.as_deref().filter(|_| !ci.raft_group.is_empty()) {
+            let kind = if s.is_file() { 'F' } else { 'M' };
+            let tail = super::cluster::peer_id(
+                crate::route::info::fnv32a(format!("{g}/{consumer}").as_bytes()) as u64
+                    * 0x9E37_79B9
+                    + 1,
+            );
+            ci.raft_group = format!("C-R{}{kind}-{tail}", s.cfg.num_replicas.max(1));
+        }
+        Some(ci)
     }
 }
 
