@@ -319,7 +319,7 @@ impl Runtime {
                     .cluster
                     .as_ref()
                     .and_then(|c| c.assignment(&acc.account.name, stream))
-                    .is_some_and(|a| a.names.iter().any(|n| *n == peer));
+                    .is_some_and(|a| a.names.contains(&peer));
                 let e = if member {
                     not_implemented("removing a stream's peer is")
                 } else {
