@@ -2,6 +2,7 @@
 //! the few operations the application needs (propose, membership, leadership, metrics).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,6 +148,29 @@ impl Group {
             Ok(r) => Ok(r.data),
             Err(e) => Err(write_error(e)),
         }
+    }
+
+    /// Appends a command without waiting for it: when this returns, the command is in the
+    /// leader's queue behind every command submitted before it, so one task submitting in
+    /// sequence keeps its commands' order in the log (concurrent [`Group::propose`] calls
+    /// have no order). The returned future resolves as [`Group::propose`] does; a member
+    /// that does not lead answers `NotLeader` through it.
+    pub async fn submit(
+        &self,
+        cmd: Vec<u8>,
+    ) -> Result<impl Future<Output = Result<Resp, GroupError>> + Send + 'static, GroupError> {
+        let rx = self
+            .raft
+            .client_write_ff(Cmd(cmd))
+            .await
+            .map_err(|f| GroupError::Stopped(f.to_string()))?;
+        Ok(async move {
+            match rx.await {
+                Ok(Ok(r)) => Ok(r.data),
+                Ok(Err(e)) => Err(write_error(RaftError::APIError(e))),
+                Err(_) => Err(GroupError::Stopped("the group stopped before answering".into())),
+            }
+        })
     }
 
     /// [`Group::propose`] from any member: the leader proposes it (forwarded to it when this

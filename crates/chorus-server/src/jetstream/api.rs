@@ -299,7 +299,10 @@ impl Runtime {
             }
             ApiEndpoint::StreamLeaderStepdown { stream } => {
                 let Some(g) = group(stream) else { return false };
-                let b = self.stream_stepdown(&g);
+                let b = match self.stream_stepdown(&g, &m.payload) {
+                    Ok(()) => br#"{"type":"io.nats.jetstream.api.v1.stream_leader_stepdown_response","success":true}"#.to_vec(),
+                    Err(e) => generic_error(types::STREAM_LEADER_STEPDOWN_RESPONSE, &e),
+                };
                 self.api_answer(acc, m, subject, b, false, opts);
                 true
             }

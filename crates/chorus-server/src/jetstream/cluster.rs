@@ -79,6 +79,9 @@ pub(crate) fn peer_id(node: NodeId) -> String {
         .collect()
 }
 
+/// The application request a stepping-down leader sends the member it hands the lead to.
+const CAMPAIGN: &str = "campaign";
+
 /// The tokio side of clustered JetStream, shared by the runtime thread and the tasks.
 pub(crate) struct Cluster {
     pub node: NodeId,
@@ -93,6 +96,46 @@ pub(crate) struct Cluster {
     srv: Weak<ServerInner>,
     /// Peers this server must see before it may bootstrap the meta group.
     expected_peers: usize,
+    /// The queue of [`submit_in_order`], started with the first proposal.
+    submitter: OnceLock<tokio::sync::mpsc::UnboundedSender<Proposal>>,
+}
+
+type ProposeDone = Box<dyn FnOnce(&mut Runtime, Result<Vec<u8>, GroupError>) + Send>;
+
+/// One [`Cluster::propose`] call.
+struct Proposal {
+    group: Group,
+    cmd: Vec<u8>,
+    done: ProposeDone,
+}
+
+/// Hands proposals to their groups one after another, each in the leader's queue before the
+/// next is taken; their commits are awaited concurrently. Never forwarded: a server that no
+/// longer leads (it was frozen, or cut off, while another took over) gets `NotLeader` for
+/// what it received as leader, and its publishers get no PubAck; forwarding would append,
+/// after what the new leader stored since, messages sent before it, out of their order.
+async fn submit_in_order(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>,
+    sink: InternalSink,
+) {
+    while let Some(Proposal { group, cmd, done }) = rx.recv().await {
+        let sink = sink.clone();
+        let finish = move |r: Result<Vec<u8>, GroupError>| {
+            let _ = sink.call(Box::new(move |rt: &mut Runtime| done(rt, r)));
+        };
+        match group.submit(cmd).await {
+            Ok(answer) => {
+                tokio::spawn(async move {
+                    let r = match tokio::time::timeout(PROPOSE_TTL, answer).await {
+                        Ok(r) => r.map(|r| r.0),
+                        Err(_) => Err(GroupError::Timeout),
+                    };
+                    finish(r);
+                });
+            }
+            Err(e) => finish(Err(e)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Cluster {
@@ -128,6 +171,7 @@ impl Cluster {
             sink,
             srv: Arc::downgrade(srv),
             expected_peers: expected_peers(srv),
+            submitter: OnceLock::new(),
         });
         let hub_app = Arc::downgrade(&c);
         c.hub.set_app_handler(Arc::new(move |from, topic, body| {
@@ -309,6 +353,8 @@ impl Cluster {
 
     /// Proposes `cmd` to a group this server leads; `done` runs on the runtime thread with
     /// the outcome (the command's effects were applied there already when it succeeded).
+    /// Proposals reach the log in the order of the calls (one publisher's messages are
+    /// stored in the order it sent them): they go through one submitting task.
     pub(crate) fn propose(
         self: &Arc<Self>,
         group: &str,
@@ -316,21 +362,24 @@ impl Cluster {
         done: impl FnOnce(&mut Runtime, Result<Vec<u8>, GroupError>) + Send + 'static,
     ) {
         let g = if group == META_GROUP { self.meta.get().cloned() } else { self.group(group) };
-        let sink = self.sink.clone();
-        self.rt.spawn(async move {
-            let r = match g {
-                None => Err(GroupError::NotLeader(None)),
-                Some(g) => {
-                    match tokio::time::timeout(PROPOSE_TTL, g.propose_anywhere(cmd, PROPOSE_TTL))
-                        .await
-                    {
-                        Ok(r) => r.map(|r| r.0),
-                        Err(_) => Err(GroupError::Timeout),
-                    }
-                }
-            };
-            sink.call(Box::new(move |rt: &mut Runtime| done(rt, r)));
+        let Some(g) = g else {
+            let _ = self
+                .sink
+                .call(Box::new(move |rt: &mut Runtime| done(rt, Err(GroupError::NotLeader(None)))));
+            return;
+        };
+        let submitter = self.submitter.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            self.rt.spawn(submit_in_order(rx, self.sink.clone()));
+            tx
         });
+        if let Err(e) = submitter.send(Proposal { group: g, cmd, done: Box::new(done) }) {
+            // The submitter ended: the runtime is shutting down.
+            let p = e.0;
+            let _ = self.sink.call(Box::new(move |rt: &mut Runtime| {
+                (p.done)(rt, Err(GroupError::Stopped("shutting down".into())))
+            }));
+        }
     }
 
     /// Asks `to` an application question (stream info from a stream's leader); `done` runs
@@ -364,7 +413,11 @@ impl Cluster {
     }
 
     /// A question from another server, answered on the runtime thread.
-    async fn app_request(&self, from: NodeId, topic: &str, body: Vec<u8>) -> Vec<u8> {
+    async fn app_request(self: &Arc<Self>, from: NodeId, topic: &str, body: Vec<u8>) -> Vec<u8> {
+        if topic == CAMPAIGN {
+            self.campaign(&String::from_utf8_lossy(&body));
+            return Vec::new();
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let topic = topic.to_string();
         let queued = self.sink.call(Box::new(move |rt: &mut Runtime| {
@@ -377,17 +430,29 @@ impl Cluster {
     }
 
     /// Steps down from leading `group` (openraft 0.9 cannot hand the lead over): this
-    /// member stops its heartbeats and does not stand for election, so a follower's
-    /// election timeout elects it; then both come back on. Followers keep their lease while
-    /// heartbeats arrive, so asking one to stand at once would be refused.
-    pub(crate) fn step_down(self: &Arc<Self>, group: &str) {
+    /// member stops its heartbeats and does not stand for election, and `target` (when
+    /// given) is asked to stand as soon as the followers' leases on this leader ran out, so
+    /// it wins before any follower's own election timeout fires; without a target, or if
+    /// the target cannot win, the first follower to time out is elected. Then this member
+    /// comes back on. Followers keep their lease while heartbeats arrive, so asking the
+    /// target to stand at once would be refused.
+    pub(crate) fn step_down(self: &Arc<Self>, group: &str, target: Option<NodeId>) {
         let g = if group == META_GROUP { self.meta.get().cloned() } else { self.group(group) };
         let Some(g) = g else { return };
         let me = self.node;
+        let hub = self.hub.clone();
+        let name = group.to_string();
         self.rt.spawn(async move {
             let cfg = g.raft().runtime_config();
             cfg.heartbeat(false);
             cfg.elect(false);
+            if let Some(t) = target.filter(|t| *t != me) {
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    let _ =
+                        hub.request(t, CAMPAIGN, name.into_bytes(), Duration::from_secs(1)).await;
+                });
+            }
             let mut rx = g.watch();
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
                 loop {
@@ -402,6 +467,31 @@ impl Cluster {
             .await;
             cfg.heartbeat(true);
             cfg.elect(true);
+        });
+    }
+
+    /// This member was chosen by a stepping-down leader of `group`: once the other
+    /// members' leases on that leader have run out (one election timeout maximum after its
+    /// last heartbeat, which was before it asked), stand for election, a few times if a
+    /// vote arrives early.
+    fn campaign(self: &Arc<Self>, group: &str) {
+        let g = if group == META_GROUP { self.meta.get().cloned() } else { self.group(group) };
+        let Some(g) = g else { return };
+        let lease = self.timing.election_max;
+        let old = g.leader();
+        let name = group.to_string();
+        self.rt.spawn(async move {
+            tokio::time::sleep(lease + Duration::from_millis(50)).await;
+            for attempt in 0..6 {
+                if g.is_leader() || g.leader().is_some_and(|l| Some(l) != old) {
+                    return;
+                }
+                tracing::debug!(
+                    "JetStream cluster: standing for election of {name} (attempt {attempt})"
+                );
+                let _ = g.raft().trigger().elect().await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
         });
     }
 

@@ -268,7 +268,9 @@ impl Runtime {
                     return (super::api::consumer_error(subject, e), true);
                 }
                 // A consumer runs where its stream leads: the stream's leader steps down.
-                self.stream_stepdown(&g);
+                if let Err(e) = self.stream_stepdown(&g, body) {
+                    return (super::api::consumer_error(subject, e), true);
+                }
                 (
                     br#"{"type":"io.nats.jetstream.api.v1.consumer_leader_stepdown_response","success":true}"#
                         .to_vec(),

@@ -155,6 +155,57 @@ impl ClusterRt {
         self.meta.streams.get(&format!("{account}/{stream}"))
     }
 
+    /// Whom a stepdown of a group with members `peers` hands the lead to, as nats-server
+    /// chooses: the request's `placement.preferred` (a server name) when given, else a
+    /// connected member other than this server, at random. `None`: nobody to hand to; the
+    /// first follower to time out takes over.
+    pub(crate) fn stepdown_target(
+        &self,
+        srv: &crate::server::ServerInner,
+        body: &[u8],
+        peers: &[NodeId],
+    ) -> Result<Option<NodeId>, ApiError> {
+        #[derive(Deserialize)]
+        struct Request {
+            #[serde(default)]
+            placement: Option<PreferredPlacement>,
+        }
+        #[derive(Deserialize)]
+        struct PreferredPlacement {
+            #[serde(default)]
+            preferred: String,
+        }
+        let body = body.trim_ascii();
+        let mut preferred = String::new();
+        if body.first().is_some_and(|b| *b == b'{' || *b == b'[') {
+            let req: Request =
+                serde_json::from_slice(body).map_err(|e| ErrorId::InvalidJSON.with_err(e))?;
+            preferred = req.placement.map(|p| p.preferred).unwrap_or_default();
+        }
+        let me = self.ctl.node;
+        if !preferred.is_empty() {
+            return match peers.iter().find(|p| self.server_name(srv, **p) == preferred) {
+                Some(p) if *p == me => Err(ErrorId::ClusterNoPeers
+                    .with_err(format!("preferred server {preferred:?} is already leader"))),
+                Some(p) => Ok(Some(*p)),
+                None => Err(ErrorId::ClusterNoPeers
+                    .with_err(format!("preferred server {preferred:?} not known"))),
+            };
+        }
+        let connected: Vec<NodeId> =
+            srv.routes.raft_peers().into_iter().map(|(id, _)| id).collect();
+        let candidates: Vec<NodeId> =
+            peers.iter().copied().filter(|p| *p != me && connected.contains(p)).collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let draw = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos() as usize;
+        Ok(Some(candidates[draw % candidates.len()]))
+    }
+
     /// The server name of a node: from the routes, else from the assignments.
     pub(crate) fn server_name(&self, srv: &crate::server::ServerInner, node: NodeId) -> String {
         if node == self.ctl.node {
@@ -469,10 +520,17 @@ impl Runtime {
                 });
             }
             ApiEndpoint::Other if subject == "$JS.API.META.LEADER.STEPDOWN" => {
+                const KIND: &str = "io.nats.jetstream.api.v1.meta_leader_stepdown_response";
                 let c = self.cluster.as_ref().expect("clustered");
-                c.ctl.clone().step_down(META_GROUP);
-                let b = br#"{"type":"io.nats.jetstream.api.v1.meta_leader_stepdown_response","success":true}"#;
-                self.api_answer(acc, m, subject, b.to_vec(), false, opts);
+                let voters: Vec<NodeId> = c.meta.membership.membership().voter_ids().collect();
+                let b = match c.stepdown_target(&self.srv, &m.payload, &voters) {
+                    Ok(target) => {
+                        c.ctl.clone().step_down(META_GROUP, target);
+                        format!(r#"{{"type":"{KIND}","success":true}}"#).into_bytes()
+                    }
+                    Err(e) => super::api::generic_error(KIND, &e),
+                };
+                self.api_answer(acc, m, subject, b, false, opts);
             }
             _ => return false,
         }

@@ -521,17 +521,26 @@ impl Runtime {
         });
     }
 
-    /// `STREAM.LEADER.STEPDOWN` on the leader: another member stands for election.
-    pub(super) fn stream_stepdown(&mut self, group: &str) -> Vec<u8> {
-        if let Some(c) = self.cluster.as_mut() {
-            if let Some(r) = c.replicas.get_mut(group) {
-                r.stepping_down =
-                    Some(std::time::Instant::now() + std::time::Duration::from_secs(5));
-            }
-            c.ctl.clone().step_down(group);
+    /// `STREAM.LEADER.STEPDOWN` on the leader: another member (the request's preferred
+    /// one, else a connected member at random) stands for election.
+    pub(super) fn stream_stepdown(
+        &mut self,
+        group: &str,
+        body: &[u8],
+    ) -> Result<(), chorus_jetstream::ApiError> {
+        let Some(c) = self.cluster.as_mut() else { return Ok(()) };
+        let peers = c
+            .replicas
+            .get(group)
+            .and_then(|r| c.assignment(&r.account, &r.stream))
+            .map(|a| a.peers.clone())
+            .unwrap_or_default();
+        let target = c.stepdown_target(&self.srv, body, &peers)?;
+        if let Some(r) = c.replicas.get_mut(group) {
+            r.stepping_down = Some(std::time::Instant::now() + std::time::Duration::from_secs(5));
         }
-        br#"{"type":"io.nats.jetstream.api.v1.stream_leader_stepdown_response","success":true}"#
-            .to_vec()
+        c.ctl.clone().step_down(group, target);
+        Ok(())
     }
 
     /// Queues a retention removal of a replicated stream (applied on every replica).
