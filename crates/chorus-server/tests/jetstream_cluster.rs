@@ -347,3 +347,47 @@ async fn kv_on_three_replicas() -> Result<()> {
     shutdown(servers).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stepdown_hands_the_lead_to_the_preferred_server() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let servers = cluster(dir.path()).await;
+    let nc = connect(&servers[0]).await?;
+    create(&nc, serde_json::json!({"name": "P", "subjects": ["p.>"], "num_replicas": 3})).await?;
+    let stepdown = |body: Value| {
+        let nc = nc.clone();
+        async move { api(&nc, "$JS.API.STREAM.LEADER.STEPDOWN.P", &body.to_string()).await }
+    };
+    // nats-server's refusals (10005), answered by the leader.
+    let leader = info(&nc, "P").await?["cluster"]["leader"].as_str().unwrap().to_string();
+    let v = stepdown(serde_json::json!({"placement": {"preferred": leader}})).await?;
+    assert_eq!(err_code(&v), 10005, "{v}");
+    assert_eq!(v["error"]["description"], format!("preferred server {leader:?} is already leader"));
+    let v = stepdown(serde_json::json!({"placement": {"preferred": "nobody"}})).await?;
+    assert_eq!(err_code(&v), 10005, "{v}");
+    assert_eq!(v["error"]["description"], "preferred server \"nobody\" not known");
+    let v = api(&nc, "$JS.API.STREAM.LEADER.STEPDOWN.P", "{bad").await?;
+    assert_eq!(err_code(&v), 10025, "{v}");
+    // Each member in turn, whichever leads: the preferred one takes over.
+    for target in ["b", "c", "a", "c"] {
+        let now = info(&nc, "P").await?["cluster"]["leader"].as_str().unwrap().to_string();
+        if now == target {
+            continue;
+        }
+        let v = stepdown(serde_json::json!({"placement": {"preferred": target}})).await?;
+        assert_eq!(v["success"], true, "{v}");
+        let deadline = tokio::time::Instant::now() + T;
+        loop {
+            let v = info(&nc, "P").await?;
+            if v["cluster"]["leader"] == target {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{target} was preferred, {} leads", v["cluster"]["leader"]);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    shutdown(servers).await;
+    Ok(())
+}
