@@ -32,8 +32,8 @@ pub struct Timing {
     pub election_max: Duration,
     /// One snapshot chunk, including the follower installing the last one.
     pub snapshot_chunk: Duration,
-    /// Build a snapshot (and purge the log behind it) after this many entries; 0: never
-    /// (the log is kept whole: for machines that cannot snapshot).
+    /// Build a snapshot (and purge the log behind it) after this many entries; 0: only when
+    /// the application asks, and the log is purged only as far as it asks.
     pub snapshot_every: u64,
 }
 
@@ -63,7 +63,10 @@ impl Timing {
                 0 => SnapshotPolicy::Never,
                 n => SnapshotPolicy::LogsSinceLast(n),
             },
-            max_in_snapshot_log_to_keep: 1024,
+            // Without a snapshot policy the application purges the log itself
+            // (`trigger().purge_log`), when it knows no member needs the entries any more;
+            // openraft's own purge after a snapshot would not know that.
+            max_in_snapshot_log_to_keep: if self.snapshot_every == 0 { u64::MAX } else { 1024 },
             purge_batch_size: 256,
             ..Config::default()
         }

@@ -495,6 +495,58 @@ impl Cluster {
         });
     }
 
+    /// The lowest log index every member of `group` (this leader included) has matched;
+    /// `None` when a member's progress is unknown.
+    pub(crate) fn matched_by_all(&self, group: &str, peers: &[NodeId]) -> Option<u64> {
+        let m = self.group(group)?.metrics();
+        let progress = m.replication.as_ref()?;
+        let mut low = m.last_applied.as_ref()?.index;
+        for p in peers.iter().filter(|p| **p != self.node) {
+            low = low.min(progress.get(p)?.as_ref()?.index);
+        }
+        Some(low)
+    }
+
+    /// Purges `group`'s log up to `upto` (inclusive) behind a snapshot of the replica (see
+    /// `replica_snapshot`). Run by every member when it applies the leader's `Compact`.
+    pub(crate) fn compact(self: &Arc<Self>, group: &str, upto: u64) {
+        let Some(g) = self.group(group) else { return };
+        let name = group.to_string();
+        self.rt.spawn(async move {
+            let covered = |m: &chorus_raft::types::Metrics| {
+                m.snapshot.as_ref().is_some_and(|s| s.index >= upto)
+            };
+            if !covered(&g.metrics()) {
+                if let Err(e) = g.raft().trigger().snapshot().await {
+                    tracing::warn!("JetStream cluster: snapshot of {name}: {e}");
+                    return;
+                }
+                let mut rx = g.watch();
+                let built = tokio::time::timeout(Duration::from_secs(30), async {
+                    loop {
+                        if covered(&rx.borrow_and_update()) {
+                            return true;
+                        }
+                        if rx.changed().await.is_err() {
+                            return false;
+                        }
+                    }
+                })
+                .await;
+                if !matches!(built, Ok(true)) {
+                    tracing::warn!("JetStream cluster: no snapshot of {name} to compact behind");
+                    return;
+                }
+            }
+            match g.raft().trigger().purge_log(upto).await {
+                Ok(()) => {
+                    tracing::info!("JetStream cluster: raft log of {name} compacted up to {upto}")
+                }
+                Err(e) => tracing::warn!("JetStream cluster: compacting {name}: {e}"),
+            }
+        });
+    }
+
     /// Stops every group (shutdown).
     pub(crate) async fn shutdown(&self) {
         let groups: Vec<Group> = self.groups.lock().unwrap().drain().map(|(_, g)| g).collect();

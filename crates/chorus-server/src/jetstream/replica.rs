@@ -34,7 +34,7 @@ use bytes::Bytes;
 use chorus_jetstream::api::stream::{ClusterInfo, PeerInfo};
 use chorus_jetstream::consumer::{Consumer, ConsumerSnapshot, Event};
 use chorus_jetstream::go::Timestamp;
-use chorus_jetstream::stream::config::StreamConfig;
+use chorus_jetstream::stream::config::{StorageType, StreamConfig};
 use chorus_raft::types::{LogId, StoredMembership};
 use chorus_raft::{Applied, Committed, NodeId, Payload, PeerNode, Resp};
 use chorus_store::{StorageKind, StreamStore};
@@ -103,7 +103,17 @@ pub(crate) enum StreamCmd {
     ConsumerGone {
         name: String,
     },
+    /// Every member has the log up to `upto` and applied it (the leader saw their matched
+    /// indexes): each purges its log to there (file streams, whose state is on disk).
+    Compact {
+        upto: u64,
+    },
 }
+
+/// A file stream's leader proposes a [`StreamCmd::Compact`] after this many entries...
+const COMPACT_EVERY: u64 = 4096;
+/// ...keeping this many entries behind the slowest member's matched index.
+const COMPACT_KEEP: u64 = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ApiOp {
@@ -158,6 +168,13 @@ pub(crate) struct Replica {
     /// Stepping down: nothing is proposed until then (writes would keep the followers'
     /// leases fresh and no one would stand for election).
     pub stepping_down: Option<std::time::Instant>,
+    /// A file stream: its state is on disk, so its log can be compacted.
+    pub is_file: bool,
+    /// The highest compaction proposed or applied, and one applied in this batch.
+    pub compacted: u64,
+    pub compact_to: Option<u64>,
+    /// When the leader last looked at the members' progress for a compaction.
+    pub compact_checked: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -253,6 +270,10 @@ impl Runtime {
                 inflight: 0,
                 tick_inflight: false,
                 stepping_down: None,
+                is_file: sa.config.storage == StorageType::File,
+                compacted: mark.log_id.map_or(0, |l| l.index),
+                compact_to: None,
+                compact_checked: None,
             },
         );
         let members: BTreeMap<NodeId, PeerNode> = sa
@@ -305,8 +326,24 @@ impl Runtime {
         Ok(Applied { log_id: r.applied, membership: r.membership.clone() })
     }
 
+    /// A file stream's snapshot is its store: the bytes only name the position, which the
+    /// applied mark and the stream's writes (on disk before the mark) already hold. It is
+    /// built before the log is compacted. Memory streams keep their whole log.
     pub(super) fn replica_snapshot(&mut self, group: &str) -> Result<(Applied, Vec<u8>), String> {
-        Err(format!("group {group}: stream snapshots are not supported yet"))
+        let c = self.cluster.as_ref().expect("clustered");
+        let Some(r) = c.replicas.get(group) else { return Err(format!("no replica {group}")) };
+        if !r.is_file {
+            return Err(format!("group {group}: memory streams keep their log (no snapshots)"));
+        }
+        let at = Applied { log_id: r.applied, membership: r.membership.clone() };
+        let blob = serde_json::to_vec(&serde_json::json!({
+            "account": r.account,
+            "stream": r.stream,
+            "applied": r.applied.map_or(0, |l| l.index),
+        }))
+        .expect("serialises");
+        self.store.sync().map_err(|e| e.to_string())?;
+        Ok((at, blob))
     }
 
     pub(super) fn replica_install(
@@ -315,7 +352,13 @@ impl Runtime {
         _at: Applied,
         _data: &[u8],
     ) -> Result<(), String> {
-        Err(format!("group {group}: installing stream snapshots is not supported yet"))
+        // Compaction never purges what a member has not matched, so only a member that
+        // lost its store (a new node) could be sent one; catching up from a stream
+        // snapshot is not built (docs/missing.md): stop rather than serve a partial stream.
+        Err(format!(
+            "group {group}: this replica is behind the compacted log; catching up from a \
+             stream snapshot is not supported yet"
+        ))
     }
 
     /// The group's leader changed, or this server's role in it.
@@ -588,6 +631,9 @@ impl Runtime {
         let origin = c.ctl.node;
         let mut next = c.next_id;
         for r in c.replicas.values_mut() {
+            if r.leading && r.is_file {
+                maybe_compact(&c.ctl, r);
+            }
             if !r.leading
                 || (r.outgoing.is_empty() && r.cmds.is_empty())
                 || r.inflight >= MAX_INFLIGHT
@@ -687,10 +733,15 @@ impl Runtime {
             if let Some(m) = membership {
                 r.membership = m;
             }
+            let compact = r.compact_to.take();
             if is_file {
                 let mark = AppliedMark { log_id: r.applied, membership: r.membership.clone() };
                 let blob = serde_json::to_vec(&mark).expect("serialises");
                 c.ctl.put_log_meta(group, "applied", &blob).map_err(|e| e.to_string())?;
+                // After the mark: the purged entries are then covered by what is on disk.
+                if let Some(upto) = compact {
+                    c.ctl.clone().compact(group, upto);
+                }
             }
         }
         self.commit(false);
@@ -793,6 +844,12 @@ impl Runtime {
                 }
                 if let Some(r) = self.cluster.as_mut().and_then(|c| c.replicas.get_mut(group)) {
                     r.dormant.insert(name, blob);
+                }
+            }
+            StreamCmd::Compact { upto } => {
+                if let Some(r) = self.cluster.as_mut().and_then(|c| c.replicas.get_mut(group)) {
+                    r.compacted = r.compacted.max(upto);
+                    r.compact_to = Some(upto);
                 }
             }
             StreamCmd::ConsumerGone { name } => {
@@ -917,5 +974,27 @@ fn ack_reply(account: &Arc<Account>, to: Bytes, body: Vec<u8>) -> Reply {
         reply: None,
         shown_as: None,
         file_ack: None,
+    }
+}
+
+/// On the leader of a file stream, every [`COMPACT_EVERY`] entries (looking at most once a
+/// second): when every member has matched the log far enough, a [`StreamCmd::Compact`]
+/// rides the next entry.
+fn maybe_compact(ctl: &std::sync::Arc<super::cluster::Cluster>, r: &mut Replica) {
+    let applied = r.applied.map_or(0, |l| l.index);
+    if applied < r.compacted + COMPACT_EVERY + COMPACT_KEEP {
+        return;
+    }
+    let now = std::time::Instant::now();
+    if r.compact_checked.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
+    {
+        return;
+    }
+    r.compact_checked = Some(now);
+    let Some(matched) = ctl.matched_by_all(&r.group, &r.peers) else { return };
+    let upto = matched.min(applied).saturating_sub(COMPACT_KEEP);
+    if upto >= r.compacted + COMPACT_EVERY {
+        r.compacted = upto;
+        r.cmds.push(StreamCmd::Compact { upto });
     }
 }
