@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Unit tests of the benches/run harness pieces that do not need servers: parsing `nats bench`
 output, unit selection, wire-size arithmetic, server and cluster config files, the reading of
-/routez interest and the rendered reports (JetStream's three-server tables and the cluster
-figures included). The smoke run
+/routez interest and the rendered reports (JetStream's three-server tables, the cluster
+figures and the clustered JetStream ones included). The smoke run
 (`benches/run --smoke`) covers the process orchestration end to end.
 
 Run: python3 benches/test_run.py
@@ -281,6 +281,76 @@ class Cluster(unittest.TestCase):
         res.add("none", {"rawtcp-16b": 1e9})
         rep = run.build_report(res, meta, ["cluster-pubsub-16b"], ["rawtcp-16b"])
         self.assertEqual(rep["fractions_of_raw_tcp"], [])
+
+
+class ClusteredJetStream(unittest.TestCase):
+    def test_group_turns_and_counts(self):
+        units, raw = run.select_units(["cjs"])
+        self.assertEqual(units, ["cjs-async-file-16b", "cjs-async-file-1k", "cjs-async-mem-16b",
+                                 "cjs-async-mem-1k", "cjs-sync-file-1k", "cjs-fetch", "cjs-failover"])
+        self.assertEqual(raw, [])
+        default, _ = run.select_units(None)
+        self.assertTrue(set(units) <= set(default))
+        for u in run.CJS_PUB_UNITS:
+            self.assertEqual(run.turns_for(u), run.JS_TURNS)
+        for u in ("cjs-fetch", "cjs-failover"):
+            self.assertEqual(run.turns_for(u), run.JSC_TURNS)
+        for scale in (run.FULL, run.SMOKE):
+            self.assertEqual(sorted(scale.cjs), sorted(units))
+            self.assertTrue(all(v > 0 for v in scale.cjs.values()))
+        self.assertEqual(run.js_unit_parts("cjs-async-mem-1k"), ("async", "memory", 1024))
+
+    def test_figure_keys_belong_to_their_units(self):
+        self.assertEqual(run.unit_of("cjs-failover-max"), "cjs-failover")
+        self.assertEqual(run.unit_of("cjs-sync-file-1k-p99"), "cjs-sync-file-1k")
+        self.assertEqual(run.unit_of("cjs-async-file-1k-rss"), "cjs-async-file-1k")
+        self.assertEqual(run.unit_of("jsc-fetch-noack"), "jsc-fetch-noack")
+        self.assertEqual(run.unit_of("kv-put-p50"), "kv")
+        self.assertTrue(run.has_always("cjs-async-file-1k-rss"))
+        self.assertTrue(run.has_always("kv-get-p99"))
+        self.assertFalse(run.has_always("cjs-failover-max"))
+        self.assertFalse(run.has_always("jsc-push"))
+
+    def test_node_conf_has_jetstream_and_cluster(self):
+        conf = run.server_conf(1, Path("/tmp/s1"), "always", run.cluster_conf(3, [1, 2, 3]))
+        self.assertIn('store_dir: "/tmp/s1"\n  sync_interval: always\n}\n', conf)
+        self.assertIn("server_name: n3\n", conf)
+        self.assertIn("  name: bench\n", conf)
+
+    def test_report_aggregates_and_sections(self):
+        res = run.Results(rounds=3)
+        for ms in (4000.0, 5000.0, 9000.0):
+            res.add("reference", {"cjs-failover": ms, "cjs-failover-max": ms})
+        for ms in (1500.0, 1200.0, 1300.0):
+            res.add("chorus", {"cjs-failover": ms, "cjs-failover-max": ms})
+        res.add("reference", {"cjs-async-file-1k": 20_000.0, "cjs-async-file-1k-rss": 40.0})
+        res.add("reference-always", {"cjs-async-file-1k": 1_000.0, "cjs-async-file-1k-rss": 41.0})
+        res.add("chorus", {"cjs-async-file-1k": 30_000.0, "cjs-async-file-1k-rss": 20.0})
+        res.notes.append({"unit": "cjs-failover", "round": 1, "server": "chorus", "leader": "n1",
+                          "publisher": "n2", "new_leader": "n3"})
+        meta = report([])["meta"]
+        rep = run.build_report(res, meta, ["cjs-async-file-1k", "cjs-failover"], [])
+        by = {f["key"]: f for f in rep["figures"]}
+        self.assertEqual(list(by), ["cjs-async-file-1k", "cjs-async-file-1k-rss", "cjs-failover",
+                                    "cjs-failover-max"])
+        self.assertEqual(by["cjs-failover"]["reference"]["median"], 5000.0)
+        self.assertEqual(by["cjs-failover-max"]["reference"]["median"], 9000.0)
+        self.assertEqual(by["cjs-failover-max"]["chorus"]["median"], 1500.0)
+        self.assertAlmostEqual(by["cjs-async-file-1k"]["ratio_always"], 30.0)
+        md = run.render_markdown(rep)
+        self.assertIn("## Clustered JetStream (R3)", md)
+        self.assertNotIn("## JetStream\n", md)
+        self.assertIn("| R3 async publish, file, 1 KiB | msgs/s | 20,000 | 1,000 | 30,000 | 1.50x | "
+                      "30.00x | higher", md)
+        self.assertIn("| R3 failover: leader SIGKILL to PubAck, max | ms | 9,000.0 | "
+                      "not run | 1,500.0 | 0.17x | — | lower", md)
+        self.assertIn("- cjs-failover round 1 (chorus): leader n1, publisher n2, new leader n3", md)
+        root = ET.fromstring(run.render_svg(rep))
+        ns = "{http://www.w3.org/2000/svg}"
+        # Two bars for each figure with a sync-always turn, one for the failover figures.
+        bars = [r for r in root.iter(ns + "rect") if r.find(ns + "title") is not None]
+        self.assertEqual(len(bars), 6)
+        self.assertNotIn("failed", [t.text for t in root.iter(ns + "text")])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@
 //! Except for `workqueue`, the stream is filled first (not timed); the rate is messages over
 //! the time from creating the consumer to the last message received. Every run checks that
 //! each message arrived exactly once and in order.
+//!
+//! With `replicas` above 1 the URLs are a cluster's nodes: the stream (and so its consumer) is
+//! replicated, and the client fills and drains it through a node that does not lead it (see
+//! `cluster`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,6 +28,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::json;
 
+use crate::cluster;
 use crate::jspub::wait_jetstream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +65,15 @@ impl Kind {
 
 #[derive(Debug)]
 pub struct Opts {
-    pub url: String,
+    /// One server, or with `replicas` above 1 every node of the cluster.
+    pub urls: Vec<String>,
     pub kind: Kind,
     pub storage: stream::StorageType,
     pub size: usize,
     pub count: u64,
     pub batch: usize,
     pub max_secs: u64,
+    pub replicas: usize,
 }
 
 const STREAM: &str = "BENCHC";
@@ -74,28 +81,51 @@ const SUBJECT: &str = "benchc.x";
 const WINDOW: usize = 256;
 
 pub async fn run(o: Opts) -> Result<serde_json::Value> {
-    let client = async_nats::connect(&o.url).await.context("connecting")?;
-    let mut js = jetstream::new(client.clone());
-    js.set_timeout(Duration::from_secs(30));
-    wait_jetstream(&js).await?;
     let retention = if o.kind == Kind::WorkQueue {
         stream::RetentionPolicy::WorkQueue
     } else {
         stream::RetentionPolicy::Limits
     };
-    let st = js
-        .create_stream(stream::Config {
-            name: STREAM.into(),
-            subjects: vec![SUBJECT.into()],
-            storage: o.storage,
-            retention,
-            ..Default::default()
-        })
-        .await
-        .context("creating the stream")?;
+    let cfg = stream::Config {
+        name: STREAM.into(),
+        subjects: vec![SUBJECT.into()],
+        storage: o.storage,
+        retention,
+        num_replicas: o.replicas,
+        ..Default::default()
+    };
+    let timeout = Duration::from_secs(30);
+    let mut placed = None;
+    let (client, js, st) = if o.replicas > 1 {
+        // A replicated stream, filled and drained through a node that does not lead it;
+        // the first message retried until the stream's subjects reached that node.
+        let p = cluster::place(&o.urls, cfg, timeout).await?;
+        let deadline = Instant::now() + cluster::READY;
+        let one = Bytes::from(vec![b'x'; o.size]);
+        let ack = cluster::publish_retry(&p.js, SUBJECT, &one, "first", deadline).await?;
+        ensure!(ack.sequence == 1, "the first PubAck has sequence {}", ack.sequence);
+        let t = (p.nodes[p.publisher].client.clone(), p.js.clone(), p.stream.clone());
+        placed = Some(p);
+        t
+    } else {
+        let client = async_nats::connect(&o.urls[0]).await.context("connecting")?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(timeout);
+        wait_jetstream(&js).await?;
+        let st = js.create_stream(cfg).await.context("creating the stream")?;
+        (client, js, st)
+    };
+    let first = u64::from(placed.is_some());
     let payload = Bytes::from(vec![b'x'; o.size]);
+    if let (Some(cfg), Some(_)) = (pull_config(o.kind), &placed) {
+        // A replicated durable consumer is led by one node, and pull requests from the client's
+        // node meet no responders until its interest arrived there: created (and led) before
+        // the fill, it has had the time. Creating it again below takes the same consumer.
+        let c = st.create_consumer(cfg).await.context("creating the consumer")?;
+        consumer_leader(c).await?;
+    }
     if o.kind != Kind::WorkQueue {
-        publish(&js, &payload, o.count).await.context("filling the stream")?;
+        publish(&js, &payload, o.count - first.min(o.count)).await.context("filling the stream")?;
     }
 
     let cap = Duration::from_secs(o.max_secs);
@@ -103,14 +133,8 @@ pub async fn run(o: Opts) -> Result<serde_json::Value> {
     let got = match o.kind {
         Kind::Fetch | Kind::FetchNoAck => {
             let ack = o.kind == Kind::Fetch;
-            let c = st
-                .create_consumer(pull::Config {
-                    durable_name: Some("bench".into()),
-                    ack_policy: if ack { AckPolicy::Explicit } else { AckPolicy::None },
-                    ..Default::default()
-                })
-                .await
-                .context("creating the consumer")?;
+            let cfg = pull_config(o.kind).expect("a pull consumer");
+            let c = st.create_consumer(cfg).await.context("creating the consumer")?;
             let msgs = c.stream().max_messages_per_batch(o.batch).messages().await?;
             drain(msgs, o.count, ack, cap).await?
         }
@@ -136,20 +160,14 @@ pub async fn run(o: Opts) -> Result<serde_json::Value> {
             drain(c.messages().await?, o.count, false, cap).await?
         }
         Kind::WorkQueue => {
-            let c = st
-                .create_consumer(pull::Config {
-                    durable_name: Some("wq".into()),
-                    ack_policy: AckPolicy::Explicit,
-                    ..Default::default()
-                })
-                .await
-                .context("creating the consumer")?;
+            let cfg = pull_config(o.kind).expect("a pull consumer");
+            let c = st.create_consumer(cfg).await.context("creating the consumer")?;
             let msgs = c.stream().max_messages_per_batch(o.batch).messages().await?;
             let consumer = tokio::spawn(drain(msgs, o.count, true, cap));
             let pjs = js.clone();
             let p = payload.clone();
             let n = o.count;
-            publish(&pjs, &p, n).await.context("publishing")?;
+            publish(&pjs, &p, n - first.min(n)).await.context("publishing")?;
             consumer.await.context("consumer task")??
         }
     };
@@ -168,7 +186,7 @@ pub async fn run(o: Opts) -> Result<serde_json::Value> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    Ok(json!({
+    let mut out = json!({
         "mode": "jsconsume",
         "kind": o.kind.name(),
         "storage": format!("{:?}", o.storage).to_lowercase(),
@@ -178,7 +196,44 @@ pub async fn run(o: Opts) -> Result<serde_json::Value> {
         "capped": got < o.count,
         "secs": secs,
         "msgs_per_sec": got as f64 / secs.max(1e-9),
-    }))
+        "replicas": o.replicas,
+    });
+    if let Some(p) = &placed {
+        out["leader"] = json!(p.leader);
+        out["publisher"] = json!(p.publisher_name());
+    }
+    Ok(out)
+}
+
+/// The durable pull consumer of `kind`, if it reads through one.
+fn pull_config(kind: Kind) -> Option<pull::Config> {
+    let (name, ack) = match kind {
+        Kind::Fetch => ("bench", true),
+        Kind::FetchNoAck => ("bench", false),
+        Kind::WorkQueue => ("wq", true),
+        Kind::Ordered | Kind::Push => return None,
+    };
+    Some(pull::Config {
+        durable_name: Some(name.into()),
+        ack_policy: if ack { AckPolicy::Explicit } else { AckPolicy::None },
+        ..Default::default()
+    })
+}
+
+/// Until a replicated consumer names its leader.
+async fn consumer_leader(mut c: jetstream::consumer::PullConsumer) -> Result<String> {
+    let deadline = Instant::now() + cluster::READY;
+    loop {
+        let last = match c.info().await {
+            Ok(info) => match info.cluster.as_ref().and_then(|c| c.leader.clone()) {
+                Some(l) if !l.is_empty() => return Ok(l),
+                _ => "no leader".to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        ensure!(Instant::now() < deadline, "the consumer has no leader: {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Publishes `n` messages with up to [`WINDOW`] PubAcks in flight.

@@ -16,6 +16,9 @@
 //! - `jspub`: JetStream publish throughput (PubAcks awaited one by one or in a window).
 //! - `jsconsume`: JetStream consumer throughput (pull with and without acks, ordered, push,
 //!   workqueue end to end).
+//! - `jsfailover`: how long publishing to a replicated stream stops when its leader is killed.
+//! - `cluster`: replicated streams on a cluster (creation while the meta group elects, the
+//!   leader, a publisher on a node that does not lead), shared by the three above.
 //! - `kv`: JetStream key-value put and get latency (p50/p99).
 //! - `rawtcp`: a sender/receiver pair over loopback TCP with no server in between, the
 //!   physical limit the pub/sub figures are compared with.
@@ -24,9 +27,11 @@
 
 mod args;
 mod authconn;
+mod cluster;
 mod conns;
 mod interest;
 mod jsconsume;
+mod jsfailover;
 mod jspub;
 mod kv;
 mod qsub;
@@ -56,14 +61,22 @@ commands:
       one raw connection; prints 'connected' on stderr, waits for a line on stdin, then sends
       N SUBs on distinct subjects PREFIX.<i> and a PING; prints 'subscribed N' at the PONG and
       holds them until stdin closes (or S seconds), then checks the connection with a PING
-  jspub  --url URL --stream NAME --subject SUBJ --storage file|memory --size BYTES --count N
-         --mode sync|async [--window W] [--max-secs S]
-      create the stream, publish N messages (sync: each PubAck awaited before the next;
-      async: up to W PubAcks in flight; stops early after S seconds) and report msgs/s
-  jsconsume --url URL --kind fetch|fetch-noack|ordered|push|workqueue --count N
-         [--storage file|memory] [--size BYTES] [--batch B] [--max-secs S]
+  jspub  --url URL[,URL...] --stream NAME --subject SUBJ --storage file|memory --size BYTES
+         --count N --mode sync|async [--window W] [--max-secs S] [--replicas R]
+      create the stream, publish N messages (sync: each PubAck awaited before the next, with
+      latency p50/p99; async: up to W PubAcks in flight; stops early after S seconds) and
+      report msgs/s. With R > 1 the URLs are the nodes of a cluster: an R-replica stream,
+      published to through a node that does not lead it
+  jsconsume --url URL[,URL...] --kind fetch|fetch-noack|ordered|push|workqueue --count N
+         [--storage file|memory] [--size BYTES] [--batch B] [--max-secs S] [--replicas R]
       fill a stream (workqueue: publish while consuming), drain it with that kind of consumer
-      and report msgs/s
+      and report msgs/s (R > 1: as jspub, through a node that does not lead the stream)
+  jsfailover --url URL,URL,... --stream NAME --subject SUBJ [--size BYTES] [--replicas R]
+         [--warmup N] [--after N] [--attempt-ms MS] [--wait-secs S]
+      an R-replica file stream; sync publishes with message ids through a node that does not
+      lead it; prints 'ready leader=NAME publisher=NAME' on stderr after N, then reads
+      'killed <unix ns>' on stdin (the harness kills the leader) and reports the time from
+      the kill to the first PubAck after it, once N more messages were acknowledged
   kv     --url URL --count N [--bucket NAME] [--storage file|memory] [--size BYTES] [--warmup N]
       create a bucket, N sequential puts of distinct keys, then a get of each; p50/p99
   rawtcp --bytes N [--chunk BYTES]
@@ -158,7 +171,7 @@ fn run(argv: Vec<String>) -> Result<serde_json::Value> {
         }
         "jspub" => {
             let opts = jspub::Opts {
-                url: args.string("url")?,
+                urls: cluster::split_urls(&args.string("url")?)?,
                 stream: args.string("stream")?,
                 subject: args.string("subject")?,
                 storage: jspub::storage(&args.string("storage")?)?,
@@ -167,22 +180,39 @@ fn run(argv: Vec<String>) -> Result<serde_json::Value> {
                 mode: jspub::Mode::parse(&args.string("mode")?)?,
                 window: to_usize(args.u64_or("window", 256)?)?,
                 max_secs: args.u64_or("max-secs", 600)?,
+                replicas: to_usize(args.u64_or("replicas", 1)?)?,
             };
             args.finish()?;
             runtime()?.block_on(jspub::run(opts))?
         }
         "jsconsume" => {
             let opts = jsconsume::Opts {
-                url: args.string("url")?,
+                urls: cluster::split_urls(&args.string("url")?)?,
                 kind: jsconsume::Kind::parse(&args.string("kind")?)?,
                 storage: jspub::storage(&args.string_or("storage", "file"))?,
                 size: to_usize(args.u64_or("size", 128)?)?,
                 count: args.u64("count")?,
                 batch: to_usize(args.u64_or("batch", 500)?)?,
                 max_secs: args.u64_or("max-secs", 120)?,
+                replicas: to_usize(args.u64_or("replicas", 1)?)?,
             };
             args.finish()?;
             runtime()?.block_on(jsconsume::run(opts))?
+        }
+        "jsfailover" => {
+            let opts = jsfailover::Opts {
+                urls: cluster::split_urls(&args.string("url")?)?,
+                stream: args.string("stream")?,
+                subject: args.string("subject")?,
+                size: to_usize(args.u64_or("size", 128)?)?,
+                replicas: to_usize(args.u64_or("replicas", 3)?)?,
+                warmup: args.u64_or("warmup", 200)?,
+                after: args.u64_or("after", 200)?,
+                attempt: std::time::Duration::from_millis(args.u64_or("attempt-ms", 100)?),
+                wait_secs: args.u64_or("wait-secs", 60)?,
+            };
+            args.finish()?;
+            runtime()?.block_on(jsfailover::run(opts))?
         }
         "kv" => {
             let url = args.string("url")?;
