@@ -180,6 +180,8 @@ impl Group {
     /// member does not lead). Waits at most `ttl`; after `Timeout` or `NotLeader` the command
     /// may still commit (a leader that steps down answers "not the leader" for what it had
     /// appended), so commands must be safe to see twice, or carry what detects it.
+    /// Forwarded commands have no order relative to the new leader's own: JetStream does not
+    /// forward (its entries must keep each publisher's order), it uses [`Group::submit`].
     pub async fn propose_anywhere(&self, cmd: Vec<u8>, ttl: Duration) -> Result<Resp, GroupError> {
         if self.is_leader() {
             return match tokio::time::timeout(ttl, self.propose(cmd)).await {

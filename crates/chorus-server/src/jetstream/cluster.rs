@@ -302,7 +302,8 @@ impl Cluster {
         self.rt.spawn(async move {
             let machine =
                 Arc::new(tokio::sync::Mutex::new(RuntimeMachine::stream(c.sink.clone(), &name)));
-            // Stream replicas cannot snapshot yet: their logs are kept whole (docs/missing.md).
+            // No snapshot policy: a file stream's log is compacted when its leader says every
+            // member has matched it (replica.rs, `Compact`); a memory stream's is kept whole.
             let timing = Timing { snapshot_every: 0, ..c.timing };
             let g = match Group::start(
                 &name,
